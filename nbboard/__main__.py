@@ -1,0 +1,3 @@
+from nbboard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Where nbboard keeps its state, and the defaults the API falls back to.
+
+The registry must be private to one user: a world-writable shared directory
+(what TensorBoard's own ``/tmp/.tensorboard-info`` is) lets anyone plant a
+record that makes another user's tooling signal the wrong process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def home() -> Path:
+    """The per-user state directory (``NBBOARD_HOME`` overrides it).
+
+    Not created here: :func:`nbboard.registry.ensure_home` does that with the
+    right permissions.
+    """
+    override = os.environ.get("NBBOARD_HOME")
+    if override:
+        return Path(override).expanduser().absolute()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "nbboard"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "nbboard"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "nbboard"
+
+
+@dataclass
+class BoardConfig:
+    """Defaults for the API; the magic's traitlets and the CLI's flags override them."""
+
+    #: Seconds to wait for a new TensorBoard to answer before stopping it.
+    start_timeout: float = 60.0
+    #: Interface TensorBoard binds to unless the user passes ``--host``/``--bind_all``.
+    bind_host: str = "127.0.0.1"
+    #: Height of the inline board in pixels.
+    height: int = 800
+    #: Tunnel provider when none is named: "auto", "ngrok" or "localtunnel".
+    tunnel_provider: str = "auto"
+
+
+_default = BoardConfig()
+
+
+def get_default() -> BoardConfig:
+    return _default
+
+
+def set_default(config: BoardConfig) -> None:
+    global _default
+    _default = config

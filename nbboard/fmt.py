@@ -1,0 +1,82 @@
+"""Words for people: the same sentences from the CLI and from ``%board``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from .registry import Instance, Skipped
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def started(instance: Instance) -> str:
+    if instance.reused:
+        return (
+            f"reusing TensorBoard on port {instance.port} (pid {instance.pid}), "
+            f"started {duration(instance.uptime())} ago"
+        )
+    version = f" {instance.version}" if instance.version else ""
+    return f"started TensorBoard{version} on port {instance.port} (pid {instance.pid}) for {instance.logdir}"
+
+
+def table(instances: Sequence[Instance], now: float | None = None) -> str:
+    if not instances:
+        return "no TensorBoard running (start one with: nbboard start --logdir DIR)"
+    now = time.time() if now is None else now
+    rows = [("PORT", "PID", "STATUS", "UPTIME", "SOURCE", "LOGDIR", "URL")]
+    for i in instances:
+        rows.append(
+            (
+                str(i.port),
+                str(i.pid),
+                i.status,
+                duration(i.uptime(now)) if i.start_time else "?",
+                i.source,
+                i.logdir or "?",
+                i.url,
+            )
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
+    for i in instances:
+        if i.status == "stale" and i.reason:
+            lines.append(f"  stale {i.port}: {i.reason}")
+        if i.tunnel is not None:
+            from .tunnels.secrets import mask
+
+            lines.append(f"  tunnel {i.port}: {mask(i.tunnel.public_url, i.tunnel.auth)} ({i.tunnel.provider})")
+    stale = sum(1 for i in instances if i.status == "stale")
+    if stale:
+        lines.append(f"{stale} stale record(s): clear them with: nbboard kill")
+    return "\n".join(lines)
+
+
+def skipped(items: Sequence[Skipped], limit: int = 5) -> str:
+    if not items:
+        return ""
+    lines = [f"skipped {len(items)} registry file(s) nbboard could not use:"]
+    lines += [f"  {s.path}: {s.why}" for s in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  … and {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def killed(stopped: Sequence[Instance], cleaned: Sequence[Instance], removed_logs: int = 0) -> str:
+    lines = [f"stopped TensorBoard on port {i.port} (pid {i.pid}, {i.source}) for {i.logdir}" for i in stopped]
+    lines += [f"removed stale record: port {i.port}, pid {i.pid} ({i.source}): {i.reason}" for i in cleaned]
+    if removed_logs:
+        lines.append(f"removed {removed_logs} old log file(s)")
+    return "\n".join(lines) or "nothing to stop: no TensorBoard and no stale records"

@@ -1,0 +1,132 @@
+"""Processes: prove a pid is the one a record describes, and stop process trees.
+
+psutil only, so the same code runs on Linux, macOS and Windows. A pid alone
+proves nothing (pids are reused); nbboard signals a process only when its
+creation time, and where readable its command line, match the record.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Sequence
+
+import psutil
+
+#: psutil's creation times are computed from boot time and clock ticks: equal
+#: for one process across calls, but compare with a little slack.
+CREATE_TIME_SLACK = 0.5
+
+
+def create_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def find_launched(pid: int, created: float, argv: Sequence[str]) -> tuple[psutil.Process | None, str]:
+    """The live process nbboard launched as ``argv`` at ``created``, or (None, why not)."""
+    try:
+        proc = psutil.Process(pid)
+        if not _alive(proc):
+            return None, f"process {pid} has exited"
+        if abs(proc.create_time() - created) > CREATE_TIME_SLACK:
+            return None, f"pid {pid} now belongs to another program"
+        try:
+            cmdline = proc.cmdline()
+        except psutil.AccessDenied:
+            cmdline = list(argv)
+        if argv and not _same_command(cmdline, argv):
+            return None, f"pid {pid} now runs another command"
+        return proc, ""
+    except psutil.NoSuchProcess:
+        return None, f"process {pid} has exited"
+    except psutil.AccessDenied:
+        return None, f"process {pid} belongs to another user"
+
+
+def _same_command(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
+    """Equal, or equal after the interpreter a script's shebang put in front."""
+    cmdline, argv = list(cmdline), list(argv)
+    if cmdline == argv:
+        return True
+    return len(argv) > 1 and cmdline[-(len(argv) - 1) :] == argv[1:]
+
+
+def find_tensorboard(pid: int, start_time: int) -> tuple[psutil.Process | None, str]:
+    """The live TensorBoard that wrote a ``%tensorboard`` info file, or (None, why not).
+
+    TensorBoard's records carry no creation time, only ``start_time``: the
+    second it wrote the file, after its imports. A process created after that
+    second, or long before it, is not the writer.
+    """
+    try:
+        proc = psutil.Process(pid)
+        if not _alive(proc):
+            return None, f"process {pid} has exited"
+        if proc.username() != getpass.getuser():
+            return None, f"process {pid} belongs to another user"
+        created = proc.create_time()
+        if not (start_time - 300 <= created <= start_time + 1):
+            return None, f"pid {pid} now belongs to another program"
+        if not any("tensorboard" in part for part in proc.cmdline()):
+            return None, f"pid {pid} now runs another command"
+        return proc, ""
+    except psutil.NoSuchProcess:
+        return None, f"process {pid} has exited"
+    except (psutil.AccessDenied, KeyError):
+        return None, f"process {pid} belongs to another user"
+
+
+def terminate_tree(proc: psutil.Process, grace: float = 3.0) -> None:
+    """Stop ``proc`` and its descendants; see :func:`terminate_trees`."""
+    terminate_trees([proc], grace)
+
+
+def terminate_trees(roots: Sequence[psutil.Process], grace: float = 3.0) -> None:
+    """Stop every root and its descendants: terminate all, wait ``grace`` s, then kill.
+
+    TensorBoard runs a Rust data server as a child; stopping only the parent
+    would orphan it. All trees are signalled before any is waited for, so
+    stopping ten boards costs one grace period, not ten. Processes that are
+    already gone count as stopped.
+    """
+    family: list[psutil.Process] = []
+    for root in roots:
+        try:
+            family += [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family.append(root)
+    for p in family:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, alive = psutil.wait_procs(family, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    for root in roots:
+        reap(root.pid)
+
+
+def reap(pid: int) -> None:
+    """Collect the exit status if ``pid`` is our child, so it leaves no zombie."""
+    if os.name != "posix":
+        return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
