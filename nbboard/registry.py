@@ -288,15 +288,17 @@ def read_trusted_json(path: Path) -> dict[str, Any]:
         fd = os.open(path, flags)
     except OSError as e:
         raise ValueError(f"cannot open: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("not a regular file")
         if hasattr(os, "getuid") and st.st_uid != os.getuid():
             raise ValueError(f"owned by uid {st.st_uid}, not you")
         if st.st_size > MAX_RECORD_BYTES:
             raise ValueError(f"too large ({st.st_size} bytes)")
-        raw = f.read(MAX_RECORD_BYTES + 1)
+        raw = os.read(fd, MAX_RECORD_BYTES + 1)
+    finally:
+        os.close(fd)
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -1,0 +1,154 @@
+"""The registry never lies and never touches what it cannot prove is its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import nbboard
+from nbboard import cli, registry
+from nbboard.registry import Instance
+from tests.conftest import nbboard_cli, tensorboards_serving
+
+
+def _plant(pid: int, create_time: float, argv: list[str], port: int = 1) -> Path:
+    """Write a record the way nbboard would, for a process nbboard did not start."""
+    inst = registry.write(
+        Instance(pid=pid, port=port, logdir="/planted", create_time=create_time, cache_key="planted", argv=tuple(argv), start_time=int(time.time()))
+    )
+    return Path(inst.path)
+
+
+@pytest.fixture
+def sleeper() -> "subprocess.Popen[bytes]":
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_record_for_a_reused_pid_is_dropped_and_the_process_left_alone(isolated: Path, sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]) -> None:
+    real_created = psutil.Process(sleeper.pid).create_time()
+    wrong_time = _plant(sleeper.pid, real_created - 3600, [sys.executable, "-m", "tensorboard.main", "--logdir", "/x"])
+    assert cli.main(["kill"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed stale record: port 1, pid {sleeper.pid}" in out and "another program" in out
+    assert sleeper.poll() is None, "nbboard signalled an unrelated process"
+    assert not wrong_time.exists()
+
+    # Same creation time but another command line: still not the board it started.
+    wrong_cmd = _plant(sleeper.pid, real_created, [sys.executable, "-m", "tensorboard.main", "--logdir", "/x"])
+    assert cli.main(["kill", "--pid", str(sleeper.pid)]) == 0
+    assert "another command" in capsys.readouterr().out
+    assert sleeper.poll() is None
+    assert not wrong_cmd.exists()
+
+
+def test_garbage_in_the_registry_is_skipped_reported_and_kept(isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boards = registry.boards_dir()
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"schema": 1, "pid": os.getpid(), "create_time": 0, "port": 1, "logdir": "/", "cache_key": "x", "argv": [], "start_time": 0}))
+    junk = {
+        "junk.json": b"\x00\xff not json",
+        "truncated.json": b'{"schema": 1, "pid": 12',
+        "types.json": json.dumps({"schema": 1, "pid": "12", "create_time": 0, "port": 1, "logdir": "/", "cache_key": "x", "argv": [], "start_time": 0}).encode(),
+        "list.json": b"[1, 2, 3]",
+        "future.json": json.dumps({"schema": 99, "pid": 1, "whatever": True}).encode(),
+        "huge.json": b"{" + b" " * (registry.MAX_RECORD_BYTES + 10) + b"}",
+    }
+    for name, data in junk.items():
+        (boards / name).write_bytes(data)
+    (boards / "link.json").symlink_to(outside)
+    (boards / "subdir").mkdir()
+
+    inst = nbboard.start(str(demo_logs))
+    assert cli.main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert str(inst.port) in captured.out
+    assert "skipped 8 registry file(s)" in captured.err
+    assert "newer nbboard" in "\n".join(s.why for s in nbboard.scan().skipped)
+    assert "symlink" in "\n".join(s.why for s in nbboard.scan().skipped)
+
+    assert cli.main(["kill"]) == 0
+    assert f"pid {inst.pid}" in capsys.readouterr().out
+    for name in junk:
+        assert (boards / name).exists(), f"{name} was deleted"
+    assert (boards / "link.json").is_symlink() and outside.exists()
+
+
+def test_registry_directory_is_made_private(isolated: Path, demo_logs: Path) -> None:
+    home = Path(os.environ["NBBOARD_HOME"])
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    nbboard.start(str(demo_logs))
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    for sub in ("boards", "logs", "locks", "secrets"):
+        assert stat.S_IMODE((home / sub).stat().st_mode) == 0o700
+    for f in (home / "boards").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+
+
+def test_unusable_registry_is_a_clear_error_and_nothing_runs(isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    monkeypatch.setenv("NBBOARD_HOME", str(not_a_dir))
+    result = nbboard_cli("start", "--logdir", str(demo_logs))
+    assert result.returncode == 1
+    assert "cannot use nbboard's registry directory" in result.stderr and "NBBOARD_HOME" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tensorboards_serving(demo_logs) == []
+
+
+def test_tensorboards_own_registry_is_listed_and_cleaned(isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A board started by %tensorboard (tensorboard.manager.start) then SIGKILLed leaves a stale info file."""
+    from tensorboard import manager
+
+    result = manager.start(["--logdir", str(demo_logs), "--port", "0", "--host", "127.0.0.1"], timeout=timedelta_s(60))
+    assert isinstance(result, manager.StartLaunched), result
+    dead_pid = result.info.pid
+    os.kill(dead_pid, signal.SIGKILL)
+    psutil.Process(dead_pid).wait(5)
+    live = manager.start(["--logdir", str(demo_logs), "--port", "0", "--host", "127.0.0.1", "--reload_interval", "9"], timeout=timedelta_s(60))
+    assert isinstance(live, manager.StartLaunched), live
+
+    listed = {i.pid: i for i in nbboard.list()}
+    assert listed[dead_pid].source == "tensorboard" and listed[dead_pid].status == "stale"
+    assert listed[live.info.pid].source == "tensorboard" and listed[live.info.pid].status == "running"
+    # %tensorboard itself still believes the dead board is there:
+    assert dead_pid in {i.pid for i in manager.get_all()}
+
+    assert cli.main(["kill"]) == 0
+    out = capsys.readouterr().out
+    assert f"stopped TensorBoard on port {live.info.port} (pid {live.info.pid}, tensorboard)" in out
+    assert f"removed stale record: port {result.info.port}, pid {dead_pid} (tensorboard)" in out
+    assert manager.get_all() == []
+    assert nbboard.list() == []
+
+
+def timedelta_s(seconds: float):  # type: ignore[no-untyped-def]
+    import datetime
+
+    return datetime.timedelta(seconds=seconds)
+
+
+def test_concurrent_starts_of_one_logdir_launch_one_board(isolated: Path, demo_logs: Path) -> None:
+    starters = [
+        subprocess.Popen([sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]
+    outs = [p.communicate(timeout=120) for p in starters]
+    assert all(p.returncode == 0 for p in starters), [o[1] for o in outs]
+    pids = {json.loads(o[0])["pid"] for o in outs}
+    assert len(pids) == 1
+    assert sum(json.loads(o[0])["reused"] for o in outs) == 4
+    assert len(tensorboards_serving(demo_logs)) == 1
+    assert len(list(registry.boards_dir().glob("pid-*.json"))) == 1
