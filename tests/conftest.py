@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -74,9 +75,8 @@ def tensorboards_serving(logdir: str | Path) -> list[psutil.Process]:
     return [p for p in out if p.ppid() not in pids]  # the data server is TensorBoard's child, not a second board
 
 
-def nbboard_cli(*args: str, cwd: str | Path | None = None, timeout: float = 120) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def nbboard_cli(*args: str, cwd: str | Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the real ``nbboard`` command in a child process (its own interpreter, as a user would)."""
-    import subprocess
 
     return subprocess.run(
         [sys.executable, "-m", "nbboard", *args],

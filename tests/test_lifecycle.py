@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import nbboard
-from nbboard import api, cli
+from nbboard import cli
 from tests.conftest import nbboard_cli, tensorboards_serving
 
 
@@ -75,7 +75,9 @@ def test_sigkilled_board_is_never_reused(isolated: Path, demo_logs: Path) -> Non
     assert sorted(_runs(second)) == ["eval", "train"]
 
 
-def test_list_shows_every_field_and_kill_selectors(isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_shows_every_field_and_kill_selectors(
+    isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     third = tmp_path / "third"
@@ -117,7 +119,9 @@ def test_kill_stops_the_data_server_child_too(isolated: Path, demo_logs: Path) -
     assert alive == []
 
 
-def test_kill_with_unknown_selector_says_what_exists(isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kill_with_unknown_selector_says_what_exists(
+    isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inst = nbboard.start(str(demo_logs))
     assert cli.main(["kill", "--port", "1"]) == 1
     err = capsys.readouterr().err
@@ -134,7 +138,9 @@ def test_extra_flags_pass_through_and_are_part_of_the_key(isolated: Path, demo_l
     assert same.reused and same.pid == tuned.pid
 
 
-def test_cli_passes_flags_after_double_dash(isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_passes_flags_after_double_dash(
+    isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["start", "--logdir", str(demo_logs), "--", "--reload_interval", "7"]) == 0
     out = capsys.readouterr().out
     assert "started TensorBoard" in out
@@ -152,7 +158,11 @@ def test_logdir_spec_and_remote_logdirs_are_kept_verbatim(isolated: Path, demo_l
     from nbboard import logdirs
 
     remote = logdirs.resolve("gs://bucket/runs/")
-    assert (remote.display, remote.kind, remote.args) == ("gs://bucket/runs/", "remote", ("--logdir", "gs://bucket/runs/"))
+    assert (remote.display, remote.kind, remote.args) == (
+        "gs://bucket/runs/",
+        "remote",
+        ("--logdir", "gs://bucket/runs/"),
+    )
     assert logdirs.survey(remote) is None  # no existence check on remote storage
 
 

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -23,20 +24,30 @@ from tests.conftest import nbboard_cli, tensorboards_serving
 def _plant(pid: int, create_time: float, argv: list[str], port: int = 1) -> Path:
     """Write a record the way nbboard would, for a process nbboard did not start."""
     inst = registry.write(
-        Instance(pid=pid, port=port, logdir="/planted", create_time=create_time, cache_key="planted", argv=tuple(argv), start_time=int(time.time()))
+        Instance(
+            pid=pid,
+            port=port,
+            logdir="/planted",
+            create_time=create_time,
+            cache_key="planted",
+            argv=tuple(argv),
+            start_time=int(time.time()),
+        )
     )
     return Path(inst.path)
 
 
 @pytest.fixture
-def sleeper() -> "subprocess.Popen[bytes]":
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     yield proc
     proc.kill()
     proc.wait()
 
 
-def test_record_for_a_reused_pid_is_dropped_and_the_process_left_alone(isolated: Path, sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]) -> None:
+def test_record_for_a_reused_pid_is_dropped_and_the_process_left_alone(
+    isolated: Path, sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     real_created = psutil.Process(sleeper.pid).create_time()
     wrong_time = _plant(sleeper.pid, real_created - 3600, [sys.executable, "-m", "tensorboard.main", "--logdir", "/x"])
     assert cli.main(["kill"]) == 0
@@ -53,14 +64,40 @@ def test_record_for_a_reused_pid_is_dropped_and_the_process_left_alone(isolated:
     assert not wrong_cmd.exists()
 
 
-def test_garbage_in_the_registry_is_skipped_reported_and_kept(isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_garbage_in_the_registry_is_skipped_reported_and_kept(
+    isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     boards = registry.boards_dir()
     outside = tmp_path / "outside.json"
-    outside.write_text(json.dumps({"schema": 1, "pid": os.getpid(), "create_time": 0, "port": 1, "logdir": "/", "cache_key": "x", "argv": [], "start_time": 0}))
+    outside.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "pid": os.getpid(),
+                "create_time": 0,
+                "port": 1,
+                "logdir": "/",
+                "cache_key": "x",
+                "argv": [],
+                "start_time": 0,
+            }
+        )
+    )
     junk = {
         "junk.json": b"\x00\xff not json",
         "truncated.json": b'{"schema": 1, "pid": 12',
-        "types.json": json.dumps({"schema": 1, "pid": "12", "create_time": 0, "port": 1, "logdir": "/", "cache_key": "x", "argv": [], "start_time": 0}).encode(),
+        "types.json": json.dumps(
+            {
+                "schema": 1,
+                "pid": "12",
+                "create_time": 0,
+                "port": 1,
+                "logdir": "/",
+                "cache_key": "x",
+                "argv": [],
+                "start_time": 0,
+            }
+        ).encode(),
         "list.json": b"[1, 2, 3]",
         "future.json": json.dumps({"schema": 99, "pid": 1, "whatever": True}).encode(),
         "huge.json": b"{" + b" " * (registry.MAX_RECORD_BYTES + 10) + b"}",
@@ -97,7 +134,9 @@ def test_registry_directory_is_made_private(isolated: Path, demo_logs: Path) -> 
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
 
 
-def test_unusable_registry_is_a_clear_error_and_nothing_runs(isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unusable_registry_is_a_clear_error_and_nothing_runs(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     monkeypatch.setenv("NBBOARD_HOME", str(not_a_dir))
@@ -108,7 +147,9 @@ def test_unusable_registry_is_a_clear_error_and_nothing_runs(isolated: Path, dem
     assert tensorboards_serving(demo_logs) == []
 
 
-def test_tensorboards_own_registry_is_listed_and_cleaned(isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tensorboards_own_registry_is_listed_and_cleaned(
+    isolated: Path, demo_logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A board started by %tensorboard (tensorboard.manager.start) then SIGKILLed leaves a stale info file."""
     from tensorboard import manager
 
@@ -117,7 +158,10 @@ def test_tensorboards_own_registry_is_listed_and_cleaned(isolated: Path, demo_lo
     dead_pid = result.info.pid
     os.kill(dead_pid, signal.SIGKILL)
     psutil.Process(dead_pid).wait(5)
-    live = manager.start(["--logdir", str(demo_logs), "--port", "0", "--host", "127.0.0.1", "--reload_interval", "9"], timeout=timedelta_s(60))
+    live = manager.start(
+        ["--logdir", str(demo_logs), "--port", "0", "--host", "127.0.0.1", "--reload_interval", "9"],
+        timeout=timedelta_s(60),
+    )
     assert isinstance(live, manager.StartLaunched), live
 
     listed = {i.pid: i for i in nbboard.list()}
@@ -142,7 +186,12 @@ def timedelta_s(seconds: float):  # type: ignore[no-untyped-def]
 
 def test_concurrent_starts_of_one_logdir_launch_one_board(isolated: Path, demo_logs: Path) -> None:
     starters = [
-        subprocess.Popen([sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(5)
     ]
     outs = [p.communicate(timeout=120) for p in starters]
