@@ -16,6 +16,7 @@ _API = {
     "scan": "scan",
     "Instance": "Instance",
     "KillReport": "KillReport",
+    "display": "display",
 }
 
 

@@ -331,3 +331,20 @@ __all__ = [
     "scan",
     "start",
 ]
+
+
+# ---------------------------------------------------------------------------
+# display
+
+
+def display(instance: Instance | None = None, height: int = 800) -> object:
+    """Show ``instance`` (default: the newest running board) inline, or print its URL in a terminal."""
+    from . import embed
+
+    if instance is None:
+        instance = newest_running()
+        if instance is None:
+            raise NoSuchBoardError(
+                "no TensorBoard is running", "start one with nbboard.start('logs') or %board --logdir logs"
+            )
+    return embed.show(instance, height)

@@ -1,0 +1,288 @@
+// nbboard's board: header (logdir, port, pid, uptime, state), actions, and TensorBoard in an iframe.
+//
+// The iframe URL is resolved here, in the browser, because only the browser knows where the
+// notebook page came from: the kernel cannot tell a local Jupyter from one behind JupyterHub's
+// proxy, Colab or Kaggle. Order of preference:
+//   1. TENSORBOARD_PROXY_URL (a template with %PORT%), when the kernel's environment set it;
+//   2. Colab: google.colab.kernel.proxyPort(port);
+//   3. the page is on this machine (localhost): http://127.0.0.1:<port>/ directly;
+//   4. jupyter-server-proxy: <base_url>proxy/<port>/ (same origin; trailing slash matters);
+//   5. otherwise: say the board is unreachable from this browser and how to fix it.
+// Shipped as is (no build step); anywidget loads it as an ES module.
+
+const PROBE_TIMEOUT_MS = 4000;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function duration(seconds) {
+  seconds = Math.max(0, Math.floor(seconds));
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 24 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+function prefixPath(model) {
+  const p = (model.get("path_prefix") || "").replace(/^\/+|\/+$/g, "");
+  return p ? `${p}/` : "";
+}
+
+export function jupyterBaseUrl(doc = document) {
+  const config = doc.getElementById("jupyter-config-data");
+  if (config) {
+    try {
+      const base = JSON.parse(config.textContent).baseUrl;
+      if (base) return base.endsWith("/") ? base : `${base}/`;
+    } catch (_e) {
+      /* not JSON: fall through */
+    }
+  }
+  const fromBody = doc.body && doc.body.dataset && doc.body.dataset.baseUrl;
+  return fromBody ? (fromBody.endsWith("/") ? fromBody : `${fromBody}/`) : null;
+}
+
+async function probe(url, sameOrigin) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+  try {
+    if (sameOrigin) {
+      const r = await fetch(`${url}data/environment`, { credentials: "same-origin", signal: controller.signal });
+      if (!r.ok) return false;
+      const body = await r.json();
+      return typeof body === "object" && body !== null && "data_location" in body;
+    }
+    // Cross-origin: an opaque response proves something answers; a refused connection rejects.
+    await fetch(`${url}data/environment`, { mode: "no-cors", signal: controller.signal });
+    return true;
+  } catch (_e) {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+export async function resolveBoardUrl(model, win = globalThis) {
+  const port = model.get("port");
+  const suffix = prefixPath(model);
+  const tried = [];
+  const template = model.get("proxy_template");
+  if (template) {
+    const url = template.replace("%PORT%", String(port));
+    return { url: (url.endsWith("/") ? url : `${url}/`) + suffix, via: "TENSORBOARD_PROXY_URL", tried };
+  }
+  const colab = win.google && win.google.colab && win.google.colab.kernel;
+  if (colab && typeof colab.proxyPort === "function") {
+    let url = await colab.proxyPort(port, { cache: false });
+    url = String(url);
+    return { url: (url.endsWith("/") ? url : `${url}/`) + suffix, via: "Colab", tried };
+  }
+  const loc = win.location;
+  const local = LOCAL_HOSTS.has(loc.hostname);
+  const base = jupyterBaseUrl(win.document);
+  const candidates = [];
+  // "localhost" may resolve to ::1, where TensorBoard (bound to 127.0.0.1) is not listening.
+  if (local) candidates.push({ url: `http://127.0.0.1:${port}/${suffix}`, via: "direct", sameOrigin: false });
+  if (base) candidates.push({ url: `${loc.origin}${base}proxy/${port}/${suffix}`, via: "jupyter-server-proxy", sameOrigin: true });
+  for (const c of candidates) {
+    tried.push(c.url);
+    if (await probe(c.url, c.sameOrigin)) return { url: c.url, via: c.via, tried };
+  }
+  return { url: null, via: null, tried };
+}
+
+function render({ model, el: host }) {
+  host.classList.add("nbboard");
+  const badge = el("span", { class: "nbboard-state" });
+  const title = el("span", { class: "nbboard-title" });
+  const details = el("span", { class: "nbboard-details" });
+  const openLink = el("a", { class: "nbboard-button nbboard-open", target: "_blank", rel: "noopener" }, "Open ↗");
+  const reloadButton = el("button", { class: "nbboard-button nbboard-reload", title: "Reload the board" }, "Reload");
+  const stopButton = el("button", { class: "nbboard-button nbboard-stop", title: "Stop this TensorBoard" }, "Stop");
+  const tunnelLink = el("a", { class: "nbboard-button nbboard-tunnel", target: "_blank", rel: "noopener" }, "Public link ↗");
+  const header = el(
+    "div",
+    { class: "nbboard-header" },
+    badge,
+    title,
+    details,
+    el("span", { class: "nbboard-actions" }, openLink, tunnelLink, reloadButton, stopButton),
+  );
+  const body = el("div", { class: "nbboard-body" });
+  host.replaceChildren(header, body);
+
+  let resolved = null; // { url, via, tried }
+  let resolving = null;
+  let shownFor = null;
+
+  function elapsedText() {
+    const started = model.get("started_at");
+    return started ? duration(Date.now() / 1000 - started) : "";
+  }
+
+  function message(kind, text, extra) {
+    const box = el("div", { class: `nbboard-message nbboard-${kind}` }, el("div", {}, text));
+    if (extra) box.append(extra);
+    body.replaceChildren(box);
+    shownFor = null;
+  }
+
+  function showIframe(url) {
+    if (shownFor === url && body.querySelector("iframe")) return;
+    const frame = el("iframe", {
+      class: "nbboard-frame",
+      src: url,
+      title: `TensorBoard on port ${model.get("port")}`,
+      allow: "clipboard-write",
+    });
+    frame.style.height = `${model.get("height")}px`;
+    body.replaceChildren(frame);
+    shownFor = url;
+  }
+
+  async function ensureUrl() {
+    if (resolved && resolved.url) return resolved;
+    if (!resolving) {
+      resolving = resolveBoardUrl(model).then((r) => {
+        resolved = r;
+        resolving = null;
+        return r;
+      });
+    }
+    return resolving;
+  }
+
+  function updateHeader() {
+    const status = model.get("status");
+    badge.textContent = status;
+    badge.dataset.state = status;
+    host.dataset.state = status;
+    title.textContent = model.get("logdir") ? `TensorBoard · ${model.get("logdir")}` : "TensorBoard";
+    const port = model.get("port");
+    const parts = [];
+    if (port) parts.push(`port ${port}`);
+    if (model.get("pid")) parts.push(`pid ${model.get("pid")}`);
+    if (status === "running" && model.get("started_at")) parts.push(`up ${elapsedText()}`);
+    if (status === "starting") parts.push(`starting… ${elapsedText()}`);
+    if (resolved && resolved.via && status === "running") parts.push(`via ${resolved.via}`);
+    details.textContent = parts.join(" · ");
+    const live = status === "running";
+    stopButton.disabled = !(live || status === "starting") || !model.get("pid");
+    reloadButton.disabled = !live;
+    openLink.style.display = live && resolved && resolved.url ? "" : "none";
+    if (resolved && resolved.url) openLink.href = resolved.url;
+    const tunnel = model.get("tunnel_url");
+    tunnelLink.style.display = tunnel ? "" : "none";
+    if (tunnel) tunnelLink.href = tunnel;
+  }
+
+  async function updateBody() {
+    const status = model.get("status");
+    if (status === "starting") {
+      message("progress", `Starting TensorBoard… ${elapsedText()}`);
+      return;
+    }
+    if (status === "failed") {
+      const pre = el("pre", { class: "nbboard-error" }, model.get("error") || "TensorBoard failed to start.");
+      message("failed", "TensorBoard could not start:", pre);
+      return;
+    }
+    if (status === "stopped") {
+      message("stopped", model.get("note") || `TensorBoard on port ${model.get("port")} was stopped.`);
+      return;
+    }
+    if (status !== "running") {
+      message("stale", model.get("note") || `TensorBoard is ${status}.`);
+      return;
+    }
+    const r = await ensureUrl();
+    if (model.get("status") !== "running") return;
+    updateHeader();
+    if (r.url) {
+      showIframe(r.url);
+      return;
+    }
+    const hint = el(
+      "div",
+      { class: "nbboard-hint" },
+      `This browser cannot reach TensorBoard on port ${model.get("port")} of the kernel's machine`,
+      r.tried.length ? ` (tried ${r.tried.join(", ")}).` : ".",
+      el("br"),
+      "Run ",
+      el("code", {}, "%board --tunnel"),
+      " for a protected public link, or install jupyter-server-proxy on the Jupyter server and reload.",
+    );
+    message("unreachable", "TensorBoard is running, but not reachable from here.", hint);
+  }
+
+  function update() {
+    updateHeader();
+    updateBody();
+  }
+
+  reloadButton.addEventListener("click", () => {
+    const frame = body.querySelector("iframe");
+    if (frame) frame.src = frame.src;
+  });
+  stopButton.addEventListener("click", () => {
+    stopButton.disabled = true;
+    badge.textContent = "stopping";
+    model.send({ type: "stop" });
+  });
+
+  const onChange = () => {
+    if (model.get("status") !== "running") {
+      resolved = null;
+    }
+    update();
+  };
+  const onPort = () => {
+    resolved = null;
+    shownFor = null;
+    update();
+  };
+  const onHeight = () => {
+    const frame = body.querySelector("iframe");
+    if (frame) frame.style.height = `${model.get("height")}px`;
+  };
+  model.on("change:status", onChange);
+  model.on("change:port", onPort);
+  model.on("change:height", onHeight);
+  model.on("change:tunnel_url", updateHeader);
+  model.on("change:note", update);
+  model.on("change:error", update);
+  const ticker = setInterval(() => {
+    const status = model.get("status");
+    if (status === "starting") {
+      updateHeader();
+      const box = body.querySelector(".nbboard-progress div");
+      if (box) box.textContent = `Starting TensorBoard… ${elapsedText()}`;
+    } else if (status === "running") {
+      updateHeader();
+    }
+  }, 1000);
+  update();
+
+  return () => {
+    clearInterval(ticker);
+    model.off("change:status", onChange);
+    model.off("change:port", onPort);
+    model.off("change:height", onHeight);
+    model.off("change:tunnel_url", updateHeader);
+    model.off("change:note", update);
+    model.off("change:error", update);
+  };
+}
+
+export default { render };

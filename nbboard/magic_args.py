@@ -1,0 +1,197 @@
+"""Reading a ``%board`` line the way a person meant it.
+
+Tutorials and blogs make people type ``--logdir=logs``, ``--logdir "a b"``,
+``-- logdir logs`` or ``— logdir logs`` (an em dash a blog's typography made of
+two hyphens). What is unambiguous is accepted, with a note; the rest is
+refused with the line the user probably meant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+#: nbboard's own options: name → takes a value?
+OWN_OPTIONS = {
+    "logdir": True,
+    "logdir_spec": True,
+    "port": True,
+    "height": True,
+    "timeout": True,
+    "restart": False,
+    "no_display": False,
+    "tunnel": None,  # an optional provider name
+    "pid": True,
+    "help": False,
+}
+ACTIONS = ("list", "kill", "stop", "help")
+PROVIDERS = ("auto", "ngrok", "localtunnel")
+USAGE = """\
+%board --logdir DIR [--port N] [--height PX] [--restart] [--no-display] [--tunnel [ngrok|localtunnel]] [TensorBoard flags…]
+%board                 show the newest running board again
+%board list            every TensorBoard of this user
+%board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)"""
+
+_DASHES = re.compile(r"(^|\s)[\u2014\u2013\u2212\u2012\u2015]{1,2}\s?(?=[A-Za-z])")
+
+
+@dataclass(frozen=True)
+class BoardCommand:
+    """What a ``%board`` line asks for."""
+
+    action: str = "show"  # show | list | kill | help
+    logdir: str | None = None
+    logdir_spec: str | None = None
+    port: int | None = None
+    height: int | None = None
+    timeout: float | None = None
+    restart: bool = False
+    display: bool = True
+    tunnel: str | None = None
+    pid: int | None = None
+    extra: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return (
+            shlex.split(line, posix=True) if os.name != "nt" else [_unquote(t) for t in shlex.split(line, posix=False)]
+        )
+    except ValueError as e:
+        raise UsageError(
+            f"cannot read {line.strip()!r}: {e}", 'close the quote, e.g. %board --logdir "my logs"'
+        ) from None
+
+
+def _unquote(token: str) -> str:
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    return token
+
+
+def _suggest(name: str) -> str | None:
+    match = difflib.get_close_matches(name, list(OWN_OPTIONS), n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def parse(line: str) -> BoardCommand:
+    """Parse a ``%board`` line; raises UsageError with a suggested line."""
+    notes: list[str] = []
+    fixed = _DASHES.sub(lambda m: m.group(1) + "--", line)
+    if fixed != line:
+        notes.append("read the long dash as -- (pasted text often turns -- into —)")
+    tokens = _split(fixed)
+    values: dict[str, object] = {}
+    extra: list[str] = []
+    positional: list[str] = []
+    action = "show"
+    if tokens and tokens[0] in ACTIONS:
+        action = "kill" if tokens[0] == "stop" else tokens.pop(0)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if tok == "--" and i < len(tokens) and tokens[i].replace("-", "_") in OWN_OPTIONS:
+            tok = "--" + tokens[i]
+            i += 1
+            notes.append(f"read '-- {tok[2:]}' as '{tok}'")
+        if not tok.startswith("-") or tok == "-" or tok == "--":
+            if tok != "--":
+                positional.append(tok)
+            continue
+        raw_name, eq, value = tok.lstrip("-").partition("=")
+        name = raw_name.replace("-", "_").lower()
+        if name in OWN_OPTIONS:
+            takes = OWN_OPTIONS[name]
+            if takes is True:
+                if not eq:
+                    if i >= len(tokens):
+                        raise UsageError(
+                            f"--{raw_name} needs a value",
+                            f"e.g. %board --{raw_name} {'logs' if 'logdir' in name else '6006'}",
+                        )
+                    value = tokens[i]
+                    i += 1
+                values[name] = value
+            elif takes is None:
+                if not eq and i < len(tokens) and tokens[i] in PROVIDERS:
+                    value = tokens[i]
+                    i += 1
+                if value and value not in PROVIDERS:
+                    raise UsageError(
+                        f"unknown tunnel provider {value!r}", "use --tunnel, --tunnel ngrok or --tunnel localtunnel"
+                    )
+                values[name] = value or "auto"
+            else:
+                values[name] = True
+            continue
+        guess = _suggest(name)
+        if guess is not None and guess not in values and not (guess == "logdir" and "logdir_spec" in values):
+            raise UsageError(
+                f"unknown option {tok.split('=')[0]!r}: did you mean --{guess.replace('_', '-') if guess == 'no_display' else guess}?",
+                USAGE,
+            )
+        # A TensorBoard flag: keep it, with its value if the next token is one.
+        if not eq and i < len(tokens) and not tokens[i].startswith("-"):
+            tok = f"{tok}={tokens[i]}"
+            i += 1
+        extra.append(tok if tok.startswith("--") else "-" + tok)
+    if values.get("help"):
+        action = "help"
+    if positional:
+        if action == "show" and "logdir" not in values and len(positional) == 1:
+            values["logdir"] = positional[0]
+        else:
+            raise UsageError(f"unexpected {' '.join(map(repr, positional))}", USAGE)
+    if action in ("list",) and (values or extra):
+        raise UsageError("%board list takes no options", "%board list")
+    if action == "kill" and (extra or set(values) - {"port", "pid", "logdir"}):
+        raise UsageError("%board kill takes only --port, --pid or --logdir", "%board kill --port 6006")
+    return BoardCommand(
+        action=action,
+        logdir=_opt_str(values.get("logdir")),
+        logdir_spec=_opt_str(values.get("logdir_spec")),
+        port=_int(values.get("port"), "port", 1, 65535, "6006"),
+        height=_int(values.get("height"), "height", 100, 10000, "600"),
+        timeout=_float(values.get("timeout")),
+        restart=bool(values.get("restart")),
+        display=not values.get("no_display"),
+        tunnel=_opt_str(values.get("tunnel")),
+        pid=_int(values.get("pid"), "pid", 1, 2**31, "12345"),
+        extra=tuple(extra),
+        notes=tuple(notes),
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: object, name: str, lo: int, hi: int, example: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UsageError(f"invalid {name} {value!r}: expected a number", f"e.g. --{name} {example}") from None
+    if not lo <= number <= hi:
+        raise UsageError(f"invalid {name} {number}: expected {lo} to {hi}", f"e.g. --{name} {example}")
+    return number
+
+
+def _float(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise UsageError(f"invalid timeout {value!r}: expected seconds > 0", "e.g. --timeout 120")
+    return number
