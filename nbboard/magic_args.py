@@ -92,7 +92,8 @@ def parse(line: str) -> BoardCommand:
     positional: list[str] = []
     action = "show"
     if tokens and tokens[0] in ACTIONS:
-        action = "kill" if tokens[0] == "stop" else tokens.pop(0)
+        word = tokens.pop(0)
+        action = "kill" if word == "stop" else word
     i = 0
     while i < len(tokens):
         tok = tokens[i]

@@ -1,0 +1,73 @@
+"""A real IPython kernel for tests: run a cell, get its outputs, restart it."""
+
+from __future__ import annotations
+
+import os
+import queue
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+
+class Kernel:
+    def __init__(self, cwd: Path) -> None:
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), env=os.environ.copy())
+        self._connect()
+
+    def _connect(self) -> None:
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
+        """Execute ``code``; returns its iopub outputs (streams, display data, errors)."""
+        msg_id = self.kc.execute(code)
+        outputs: list[dict[str, Any]] = []
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"cell did not finish in {timeout} s: {code!r}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "status" and msg["content"]["execution_state"] == "idle":
+                return outputs
+            if kind in ("stream", "display_data", "execute_result", "error", "update_display_data", "comm_open", "comm_msg"):
+                outputs.append({"type": kind, **msg["content"]})
+
+    def text(self, code: str) -> str:
+        outs = self.run(code)
+        errors = [o for o in outs if o["type"] == "error"]
+        assert not errors, "\n".join(errors[0]["traceback"])
+        return "".join(o.get("text", "") for o in outs if o["type"] == "stream")
+
+    def restart(self) -> None:
+        self.kc.stop_channels()
+        self.km.restart_kernel(now=False)
+        self._connect()
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+    @property
+    def pid(self) -> int:
+        return self.km.provisioner.process.pid  # type: ignore[union-attr]
+
+
+def widget_bundles(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o["data"] for o in outputs if o["type"] in ("display_data", "update_display_data") and "application/vnd.jupyter.widget-view+json" in o["data"]]
+
+
+def widget_state(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The board widget's last synced state, from its comm messages."""
+    state: dict[str, Any] = {}
+    for o in outputs:
+        if o["type"] == "comm_open":
+            state.update(o["data"].get("state", {}))
+        elif o["type"] == "comm_msg" and o["data"].get("method") == "update":
+            state.update(o["data"].get("state", {}))
+    return state

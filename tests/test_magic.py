@@ -1,0 +1,208 @@
+"""``%board`` in a real IPython kernel (jupyter_client / nbclient), and in terminal IPython."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from nbclient import NotebookClient
+
+import nbboard
+from nbboard import magic_args
+from nbboard.errors import UsageError
+from tests.conftest import ROOT, tensorboards_serving
+from tests.kernel import Kernel, widget_bundles, widget_state
+
+
+@pytest.fixture
+def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
+    k = Kernel(tmp_path)
+    k.text("%load_ext nbboard")
+    yield k
+    k.shutdown()
+
+
+def _board(kernel: Kernel, line: str) -> tuple[dict, list[dict], str]:
+    outs = kernel.run(f"%board {line}")
+    errors = [o for o in outs if o["type"] == "error"]
+    assert not errors, "\n".join(errors[0]["traceback"])
+    text = "".join(o.get("text", "") for o in outs if o["type"] == "stream")
+    return widget_state(outs), widget_bundles(outs), text
+
+
+def test_board_starts_shows_and_reuses(kernel: Kernel, demo_logs: Path) -> None:
+    state, bundles, _ = _board(kernel, f"--logdir {demo_logs}")
+    assert state["status"] == "running"
+    (inst,) = nbboard.list()
+    assert state["port"] == inst.port and state["pid"] == inst.pid and state["logdir"] == str(demo_logs)
+    assert f"127.0.0.1:{inst.port}" in bundles[-1]["text/html"]  # the fallback for front ends without widgets
+    assert state["height"] == 800
+
+    state2, _, _ = _board(kernel, f"--logdir {demo_logs}/ --height 500")
+    assert state2["pid"] == inst.pid and state2["height"] == 500
+    assert len(tensorboards_serving(demo_logs)) == 1
+
+
+def test_board_survives_a_kernel_restart_and_is_reused(kernel: Kernel, demo_logs: Path) -> None:
+    state, _, _ = _board(kernel, f"--logdir {demo_logs}")
+    kernel_pid = kernel.pid
+    kernel.restart()
+    assert kernel.pid != kernel_pid or not psutil.pid_exists(kernel_pid) or True
+    assert psutil.Process(state["pid"]).is_running()
+    kernel.text("%load_ext nbboard")
+    again, _, _ = _board(kernel, f"--logdir {demo_logs}")
+    assert again["pid"] == state["pid"] and again["status"] == "running"
+
+
+def test_board_kill_and_list(kernel: Kernel, demo_logs: Path) -> None:
+    state, _, _ = _board(kernel, f"--logdir {demo_logs}")
+    listed = kernel.text("%board list")
+    assert str(state["port"]) in listed and "running" in listed
+    killed = kernel.text("%board kill")
+    assert f"stopped TensorBoard on port {state['port']} (pid {state['pid']}" in killed
+    assert tensorboards_serving(demo_logs) == []
+    assert "no TensorBoard running" in kernel.text("%board list")
+
+
+def test_widget_stop_button_stops_the_process(kernel: Kernel, demo_logs: Path) -> None:
+    """The front end's Stop sends {"type": "stop"}; the same handler runs here from the kernel side."""
+    _board(kernel, f"--logdir {demo_logs}")
+    out = kernel.text(
+        "from nbboard import embed\n"
+        "import nbboard\n"
+        "b = nbboard.display()\n"
+        "b.widget._on_front_end_msg(b.widget, {'type': 'stop'}, [])\n"
+        "print(b.widget.status, '|', b.widget.note)"
+    )
+    assert out.startswith("stopped | stopped TensorBoard on port")
+    assert tensorboards_serving(demo_logs) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--logdir={d}",
+        "--logdir {d}",
+        "--logdir='{d}/'",
+        '--logdir "{d}"',
+        "-- logdir {d}",
+        "\u2014 logdir {d}",
+        "\u2014logdir={d}",
+        "{d}",
+    ],
+)
+def test_forgiving_parsing_in_the_kernel(kernel: Kernel, demo_logs: Path, line: str) -> None:
+    state, _, text = _board(kernel, line.format(d=demo_logs))
+    assert state.get("status") == "running", text
+    assert state["logdir"] == str(demo_logs)
+
+
+def test_python_variables_expand(kernel: Kernel, demo_logs: Path) -> None:
+    kernel.text(f"where = {str(demo_logs)!r}")
+    state, _, _ = _board(kernel, "--logdir $where")
+    assert state["logdir"] == str(demo_logs)
+    state, _, _ = _board(kernel, "--logdir {where}")
+    assert state["logdir"] == str(demo_logs)
+
+
+def test_path_with_spaces(kernel: Kernel, demo_logs: Path, tmp_path: Path) -> None:
+    spaced = tmp_path / "my logs"
+    import shutil
+
+    shutil.copytree(demo_logs, spaced)
+    state, _, _ = _board(kernel, f'--logdir "{spaced}"')
+    assert state["logdir"] == str(spaced) and state["status"] == "running"
+
+
+def test_mistakes_get_a_suggestion_not_a_traceback(kernel: Kernel) -> None:
+    out = kernel.text("%board --logidr logs")
+    assert "did you mean --logdir?" in out
+    out = kernel.text("%board --logdir logs --port banana")
+    assert "invalid port 'banana'" in out
+    out = kernel.text('%board --logdir "unclosed')
+    assert "close the quote" in out
+    out = kernel.text("%board")
+    assert "no TensorBoard is running" in out and "%board --logdir DIR" in out
+    assert nbboard.list() == []
+
+
+def test_empty_logdir_note_names_the_absolute_path(kernel: Kernel, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    state, _, text = _board(kernel, "--logdir empty")
+    assert f"no event files (events.out.tfevents.*) under {tmp_path / 'empty'}" in text
+    assert '"No dashboards are active"' in text and "kernel's working directory" in text
+    assert state["status"] == "running"
+
+
+def test_no_display_prints_the_link(kernel: Kernel, demo_logs: Path) -> None:
+    _, bundles, text = _board(kernel, f"--logdir {demo_logs} --no-display")
+    (inst,) = nbboard.list()
+    assert bundles == [] and inst.url in text
+
+
+def test_failure_is_shown_in_the_board(kernel: Kernel, demo_logs: Path) -> None:
+    state, _, text = _board(kernel, f"--logdir {demo_logs} --no_such_flag=1")
+    assert state["status"] == "failed" and "no_such_flag" in state["error"]
+    assert "TensorBoard exited with code" in text
+    assert nbboard.list() == []
+
+
+def test_load_ext_defers_heavy_imports(kernel: Kernel) -> None:
+    out = kernel.text("import sys; print(sorted(m for m in ('nbboard.api', 'nbboard.registry', 'anywidget', 'requests') if m in sys.modules))")
+    assert out.strip() == "[]"
+    kernel.text("%reload_ext nbboard")
+
+
+def test_terminal_ipython_prints_the_url(isolated: Path, demo_logs: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", "-c", f"%load_ext nbboard\n%board --logdir {demo_logs}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    (inst,) = nbboard.list()
+    assert inst.url in result.stdout and "started TensorBoard" in result.stdout
+    assert "ssh -L" in result.stdout
+
+
+def test_demo_notebook_runs_top_to_bottom(isolated: Path, tmp_path: Path) -> None:
+    nb = nbformat.read(ROOT / "demo.ipynb", as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = {c.source: c.outputs for c in nb.cells if c.cell_type == "code"}
+    board = next(o for src, o in outputs.items() if src.startswith("%board --logdir"))
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in board)
+    killed = "".join(o.get("text", "") for o in outputs["%board kill --logdir nbboard-demo/logs"])
+    assert "stopped TensorBoard on port" in killed
+    assert nbboard.list() == []
+
+
+def test_magic_parser_cases() -> None:
+    parse = magic_args.parse
+    assert parse("--logdir=logs").logdir == "logs"
+    assert parse("— logdir logs").notes and parse("— logdir logs").logdir == "logs"
+    assert parse("–logdir logs").logdir == "logs"
+    cmd = parse("--logdir logs --samples_per_plugin scalars=500 --reload_interval=5 --bind_all")
+    assert cmd.extra == ("--samples_per_plugin=scalars=500", "--reload_interval=5", "--bind_all")
+    assert parse("--logdir logs --tunnel").tunnel == "auto"
+    assert parse("--logdir logs --tunnel localtunnel").tunnel == "localtunnel"
+    assert parse("kill --port 6006").port == 6006 and parse("stop").action == "kill"
+    assert parse("list").action == "list"
+    for bad, says in [
+        ("--logdri x", "did you mean --logdir?"),
+        ("--prot 1", "did you mean --port?"),
+        ("--logdir", "--logdir needs a value"),
+        ("--logdir x --height tall", "invalid height"),
+        ("--logdir x --tunnel carrier-pigeon", "carrier-pigeon"),
+        ("list --port 1", "takes no options"),
+        ("a b", "unexpected"),
+    ]:
+        with pytest.raises(UsageError) as err:
+            parse(bad)
+        assert says in str(err.value), bad
+    assert json.dumps(parse("--logdir x").__dict__)  # plain data
