@@ -92,8 +92,13 @@ export async function resolveBoardUrl(model, win = globalThis) {
   const local = LOCAL_HOSTS.has(loc.hostname);
   const base = jupyterBaseUrl(win.document);
   const candidates = [];
-  // "localhost" may resolve to ::1, where TensorBoard (bound to 127.0.0.1) is not listening.
-  if (local) candidates.push({ url: `http://127.0.0.1:${port}/${suffix}`, via: "direct", sameOrigin: false });
+  // Keep the page's own loopback name: "localhost" and "127.0.0.1" are different sites, and a
+  // cross-site iframe loses localStorage, which TensorBoard needs. Browsers try 127.0.0.1 for
+  // "localhost" too; only an IPv6 page ([::1]) is sent to 127.0.0.1, where TensorBoard listens.
+  if (local) {
+    const host = loc.hostname === "localhost" ? "localhost" : "127.0.0.1";
+    candidates.push({ url: `http://${host}:${port}/${suffix}`, via: "direct", sameOrigin: false });
+  }
   if (base) candidates.push({ url: `${loc.origin}${base}proxy/${port}/${suffix}`, via: "jupyter-server-proxy", sameOrigin: true });
   for (const c of candidates) {
     tried.push(c.url);

@@ -35,7 +35,15 @@ class Kernel:
             kind = msg["msg_type"]
             if kind == "status" and msg["content"]["execution_state"] == "idle":
                 return outputs
-            if kind in ("stream", "display_data", "execute_result", "error", "update_display_data", "comm_open", "comm_msg"):
+            if kind in (
+                "stream",
+                "display_data",
+                "execute_result",
+                "error",
+                "update_display_data",
+                "comm_open",
+                "comm_msg",
+            ):
                 outputs.append({"type": kind, **msg["content"]})
 
     def text(self, code: str) -> str:
@@ -59,7 +67,12 @@ class Kernel:
 
 
 def widget_bundles(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o["data"] for o in outputs if o["type"] in ("display_data", "update_display_data") and "application/vnd.jupyter.widget-view+json" in o["data"]]
+    return [
+        o["data"]
+        for o in outputs
+        if o["type"] in ("display_data", "update_display_data")
+        and "application/vnd.jupyter.widget-view+json" in o["data"]
+    ]
 
 
 def widget_state(outputs: list[dict[str, Any]]) -> dict[str, Any]:

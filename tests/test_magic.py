@@ -154,14 +154,24 @@ def test_failure_is_shown_in_the_board(kernel: Kernel, demo_logs: Path) -> None:
 
 
 def test_load_ext_defers_heavy_imports(kernel: Kernel) -> None:
-    out = kernel.text("import sys; print(sorted(m for m in ('nbboard.api', 'nbboard.registry', 'anywidget', 'requests') if m in sys.modules))")
+    out = kernel.text(
+        "import sys; print(sorted(m for m in ('nbboard.api', 'nbboard.registry', 'anywidget', 'requests') if m in sys.modules))"
+    )
     assert out.strip() == "[]"
     kernel.text("%reload_ext nbboard")
 
 
 def test_terminal_ipython_prints_the_url(isolated: Path, demo_logs: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", "-c", f"%load_ext nbboard\n%board --logdir {demo_logs}"],
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=NoColor",
+            "-c",
+            f"%load_ext nbboard\n%board --logdir {demo_logs}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

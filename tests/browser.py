@@ -1,0 +1,167 @@
+"""Real peers for browser tests: a JupyterLab server and headless Debian Chromium (Playwright)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterServer:
+    """``jupyter lab`` on 127.0.0.1 with a token, its settings and runtime files under ``root``."""
+
+    def __init__(self, root: Path, notebook_dir: Path) -> None:
+        self.port = free_port()
+        self.token = os.urandom(16).hex()
+        self.base = f"http://127.0.0.1:{self.port}/"
+        settings = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        # The "Jupyter news" toast would cover part of the page and asks the network.
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+        env = os.environ.copy()
+        env.update(
+            JUPYTERLAB_SETTINGS_DIR=str(root / "lab-settings"),
+            JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"),
+            JUPYTER_RUNTIME_DIR=str(root / "jupyter-runtime"),
+        )
+        self.log = open(root / "jupyter.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+                f"--port={self.port}", f"--IdentityProvider.token={self.token}",
+                "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
+                f"--ServerApp.root_dir={notebook_dir}", "--ServerApp.port_retries=0",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {(root / 'jupyter.log').read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.base + "api/status", headers=self.headers, timeout=2).ok:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("jupyter lab did not answer in 90 s")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def open_session(self, path: str) -> None:
+        """Create the kernel session first, so the page opens with no "Select Kernel" dialog."""
+        body = {"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}}
+        r = requests.post(self.base + "api/sessions", json=body, headers=self.headers, timeout=60)
+        r.raise_for_status()
+
+    def stop(self) -> None:
+        with contextlib.suppress(requests.RequestException):
+            for s in requests.get(self.base + "api/sessions", headers=self.headers, timeout=5).json():
+                requests.delete(self.base + f"api/sessions/{s['id']}", headers=self.headers, timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@contextlib.contextmanager
+def chromium(tmp: Path, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    # Chromium writes its profile and caches under XDG dirs: keep them in the test's tmp, not under ~.
+    # Its singleton socket lives in TMPDIR, whose path must stay short (a unix socket path limit).
+    short_tmp = tempfile.mkdtemp(prefix="nbb-chr-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
+        "XDG_CACHE_HOME": str(tmp / "xdg-cache"),
+        "TMPDIR": short_tmp,
+    }
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], env=env)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+class ForwardingProxy:
+    """A minimal reverse proxy on 127.0.0.1 to one upstream port: a stand-in for a hosted
+    notebook's port proxy (Colab's proxyPort URLs), which cannot run here."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

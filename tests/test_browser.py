@@ -1,0 +1,245 @@
+"""The board in a real browser: JupyterLab and Notebook 7 in headless Chromium, direct and through
+jupyter-server-proxy, plus the Colab and "unreachable" front-end contracts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pytest
+
+import nbboard
+from tests.browser import ForwardingProxy, JupyterServer, chromium
+from tests.conftest import ROOT
+
+BOARD_CELL = "%board --logdir nbboard-demo/logs --height 600"
+
+
+@pytest.fixture
+def lab(isolated: Path, tmp_path: Path) -> Iterator[JupyterServer]:
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "demo.ipynb", work / "demo.ipynb")
+    server = JupyterServer(tmp_path, work)
+    try:
+        server.open_session("demo.ipynb")
+        yield server
+    finally:
+        server.stop()
+
+
+def _run_demo_until_board(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Open demo.ipynb and run its cells up to and including the %board cell (not the kill at the end)."""
+    page.goto(url)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.content && window.jupyterapp.shell.currentWidget.content.widgets && window.jupyterapp.shell.currentWidget.content.widgets.length > 0",
+        timeout=90_000,
+    )
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=90_000,
+    )
+    page.evaluate(
+        """(marker) => {
+            const app = window.jupyterapp;
+            const notebook = app.shell.currentWidget.content;
+            const last = notebook.widgets.findIndex((c) => c.model.sharedModel.getSource().startsWith(marker));
+            notebook.activeCellIndex = 0;
+            for (let i = 0; i <= last; i++) app.commands.execute('notebook:run-cell-and-select-next');
+        }""",
+        BOARD_CELL,
+    )
+
+
+def _assert_board_shows_loss(page, artifacts: Path, name: str) -> dict:  # type: ignore[no-untyped-def]
+    board = page.locator(".nbboard").first
+    board.locator(".nbboard-frame").wait_for(timeout=120_000)
+    frame = page.frame_locator("iframe.nbboard-frame").first
+    # TensorBoard's scalar cards carry the tag name: "loss" was written by the demo.
+    frame.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
+    page.wait_for_timeout(1500)  # let the charts draw for the screenshot
+    board.screenshot(path=str(artifacts / f"{name}.png"))
+    return {
+        "src": board.locator(".nbboard-frame").get_attribute("src"),
+        "details": board.locator(".nbboard-details").inner_text(),
+    }
+
+
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
+def test_board_renders_tensorboard_and_stop_button_stops_it(
+    lab: JupyterServer, tmp_path: Path, artifacts: Path, ui: str
+) -> None:
+    path = "lab/tree/demo.ipynb?reset" if ui == "lab" else "notebooks/demo.ipynb?"
+    with chromium(tmp_path) as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        _run_demo_until_board(page, f"{lab.base}{path}&token={lab.token}")
+        seen = _assert_board_shows_loss(page, artifacts, f"board-{ui}")
+        (inst,) = nbboard.list()
+        assert seen["src"] == f"http://127.0.0.1:{inst.port}/"
+        assert f"port {inst.port}" in seen["details"] and "via direct" in seen["details"]
+        page.locator(".nbboard .nbboard-stop").first.click()
+        page.wait_for_selector(".nbboard[data-state='stopped']", timeout=60_000)
+        assert "stopped TensorBoard on port" in page.locator(".nbboard .nbboard-body").first.inner_text()
+    assert not psutil.pid_exists(inst.pid) or psutil.Process(inst.pid).status() == psutil.STATUS_ZOMBIE
+    assert nbboard.list() == []
+
+
+def test_board_comes_through_jupyter_server_proxy_when_its_port_is_unreachable(
+    lab: JupyterServer, tmp_path: Path, artifacts: Path
+) -> None:
+    with chromium(tmp_path) as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        # The browser may talk to the Jupyter server's port only, as behind JupyterHub or in a container.
+        barred = re.compile(rf"^http://(127\.0\.0\.1|localhost):(?!{lab.port}/)\d+/")
+        context.route(barred, lambda route: route.abort())
+        page = context.new_page()
+        _run_demo_until_board(page, f"{lab.base}lab/tree/demo.ipynb?reset&token={lab.token}")
+        seen = _assert_board_shows_loss(page, artifacts, "board-proxy")
+        (inst,) = nbboard.list()
+        assert seen["src"] == f"{lab.base}proxy/{inst.port}/"
+        assert "via jupyter-server-proxy" in seen["details"]
+
+
+class _Static(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain page that loads the shipped js/board.js with a minimal model, as a notebook front end would."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "js" / "board.js", site / "board.js")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Static, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", site
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+HARNESS = """<!doctype html><html><body><div id="host"></div><script type="module">
+%(prelude)s
+const state = %(state)s;
+const listeners = {};
+window.sent = [];
+const model = {
+  get: (k) => state[k],
+  set: (k, v) => { state[k] = v; (listeners["change:" + k] || []).forEach((f) => f()); },
+  on: (e, f) => { (listeners[e] = listeners[e] || []).push(f); },
+  off: () => {},
+  save_changes: () => {},
+  send: (m) => window.sent.push(m),
+};
+const mod = await import("./board.js");
+mod.default.render({ model, el: document.getElementById("host") });
+</script></body></html>"""
+
+
+def _harness(site: Path, name: str, state: dict, prelude: str = "") -> str:
+    import json
+
+    (site / name).write_text(HARNESS % {"state": json.dumps(state), "prelude": prelude})
+    return name
+
+
+def test_colab_contract_uses_the_kernel_port_proxy(
+    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Colab's front end cannot run here: this page stands in for it by providing
+    google.colab.kernel.proxyPort, the only Colab API board.js uses. It returns the URL of a
+    forwarding proxy to the real TensorBoard, as Colab's returns its own proxy's URL."""
+    inst = nbboard.start(str(demo_logs))
+    colab_proxy = ForwardingProxy(inst.port)
+    request.addfinalizer(colab_proxy.close)
+    base, site = static_site
+    prelude = (
+        "window.proxyCalls = [];\n"
+        "window.google = { colab: { kernel: { proxyPort: async (port, opts) => {\n"
+        "  window.proxyCalls.push(port);\n"
+        f'  return "http://127.0.0.1:{colab_proxy.port}/";\n'
+        "} } } };"
+    )
+    state = {
+        "status": "running",
+        "port": inst.port,
+        "pid": inst.pid,
+        "logdir": inst.logdir,
+        "height": 500,
+        "started_at": inst.start_time,
+        "path_prefix": "",
+        "proxy_template": "",
+        "tunnel_url": "",
+    }
+    page_name = _harness(site, "colab.html", state, prelude)
+    with chromium(tmp_path) as browser:
+        page = browser.new_page()
+        page.goto(base + page_name)
+        page.frame_locator("iframe.nbboard-frame").get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
+        assert page.evaluate("window.proxyCalls") == [inst.port]
+        assert page.locator(".nbboard-frame").get_attribute("src") == f"http://127.0.0.1:{colab_proxy.port}/"
+        assert "via Colab" in page.locator(".nbboard-details").inner_text()
+
+
+def test_unreachable_board_says_what_to_do(
+    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A page from another host with no Jupyter proxy (Kaggle's situation): no blank iframe, a next step."""
+    inst = nbboard.start(str(demo_logs))
+    base, site = static_site
+    port = base.rsplit(":", 1)[1].strip("/")
+    state = {
+        "status": "running",
+        "port": inst.port,
+        "pid": inst.pid,
+        "logdir": inst.logdir,
+        "height": 500,
+        "started_at": inst.start_time,
+        "path_prefix": "",
+        "proxy_template": "",
+        "tunnel_url": "",
+    }
+    page_name = _harness(site, "remote.html", state)
+    with chromium(tmp_path, ("--host-resolver-rules=MAP kernel.example 127.0.0.1",)) as browser:
+        page = browser.new_page()
+        page.goto(f"http://kernel.example:{port}/{page_name}")
+        message = page.locator(".nbboard-unreachable")
+        message.wait_for(timeout=30_000)
+        assert "%board --tunnel" in message.inner_text()
+        assert page.locator("iframe").count() == 0
+        page.locator(".nbboard-stop").click()
+        assert page.evaluate("window.sent") == [{"type": "stop"}]
+
+
+def test_proxy_template_from_the_environment_wins(
+    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path
+) -> None:
+    inst = nbboard.start(str(demo_logs))
+    base, site = static_site
+    state = {
+        "status": "running",
+        "port": inst.port,
+        "pid": inst.pid,
+        "logdir": inst.logdir,
+        "height": 500,
+        "started_at": inst.start_time,
+        "path_prefix": "",
+        "proxy_template": "http://127.0.0.1:%PORT%",
+        "tunnel_url": "",
+    }
+    page_name = _harness(site, "tpl.html", state)
+    with chromium(tmp_path) as browser:
+        page = browser.new_page()
+        page.goto(base + page_name)
+        page.frame_locator("iframe.nbboard-frame").get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
+        assert page.locator(".nbboard-frame").get_attribute("src") == f"http://127.0.0.1:{inst.port}/"
+        assert "via TENSORBOARD_PROXY_URL" in page.locator(".nbboard-details").inner_text()
