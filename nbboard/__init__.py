@@ -17,6 +17,7 @@ _API = {
     "Instance": "Instance",
     "KillReport": "KillReport",
     "display": "display",
+    "tunnel": "tunnel",
 }
 
 

@@ -209,13 +209,22 @@ def _scan(prune: bool) -> tuple[Scan, list[_Checked]]:
     ours = {r.pid for r in records}
     checked: list[_Checked] = []
     pruned: list[Instance] = []
+    tunnels, tunnel_skipped = registry.read_tunnels()
     for record in records + [r for r in tb_records if r.pid not in ours]:
         inst, proc = liveness.check(record)
+        tunnel = tunnels.pop(inst.pid, None)
+        if tunnel is not None and proc is not None and tunnel_lifecycle().helper_process(tunnel) is not None:
+            inst = dataclasses.replace(inst, tunnel=tunnel)
+        elif tunnel is not None:
+            tunnel_lifecycle().stop_helper(tunnel)  # its helper or its board is gone
         if prune and inst.source == SOURCE_NBBOARD and inst.status == "stale" and proc is None:
             _forget(inst)
             pruned.append(inst)
             continue
         checked.append(_Checked(inst, proc))
+    for orphan in tunnels.values():  # a tunnel whose board has no record any more
+        tunnel_lifecycle().stop_helper(orphan)
+    skipped += tunnel_skipped
     checked.sort(key=lambda c: (c.instance.start_time, c.instance.pid))
     found = Scan(tuple(c.instance for c in checked), tuple(skipped + tb_skipped), tuple(pruned))
     return found, checked
@@ -290,12 +299,17 @@ def _stop_and_forget(instance: Instance, proc: psutil.Process | None) -> None:
     _forget(instance)
 
 
+def tunnel_lifecycle():  # type: ignore[no-untyped-def]
+    from .tunnels import lifecycle
+
+    return lifecycle
+
+
 def _forget(instance: Instance) -> None:
     """Remove every trace of a board that is gone: record, log, tunnel, TensorBoard's info file."""
     if instance.tunnel is not None:
-        from .tunnels import lifecycle
-
-        lifecycle.stop_helper(instance.tunnel)
+        tunnel_lifecycle().stop_helper(instance.tunnel)
+        launcher.remove_log_file(instance.tunnel.log_path)
     registry.remove(instance)
     if instance.source == SOURCE_NBBOARD:
         launcher.remove_log_file(instance.log_path)
@@ -308,7 +322,8 @@ def _forget(instance: Instance) -> None:
 
 def _remove_orphan_logs() -> int:
     records, _ = registry.read_all()
-    in_use = {r.log_path for r in records} | {r.tunnel.log_path for r in records if r.tunnel}
+    tunnels, _ = registry.read_tunnels()
+    in_use = {r.log_path for r in records} | {t.log_path for t in tunnels.values()}
     removed = 0
     recent = time.time() - 30  # a start in another process may not have written its record yet
     for path in registry.logs_dir().glob("*.log"):
@@ -330,7 +345,90 @@ __all__ = [
     "newest_running",
     "scan",
     "start",
+    "tunnel",
+    "close_tunnels",
+    "tunnel_urls",
 ]
+
+
+# ---------------------------------------------------------------------------
+# tunnel
+
+
+def tunnel(
+    logdir: str | None = None,
+    port: int | None = None,
+    provider: str | None = None,
+    *,
+    host: str | None = None,
+    auth: bool = True,
+    ttl: float | str | None = None,
+    timeout: float = 30.0,
+    extra_args: Sequence[str] = (),
+    config: BoardConfig | None = None,
+):  # type: ignore[no-untyped-def]
+    """Open a public tunnel to a board: ``logdir`` starts or reuses it, ``port`` picks a running one.
+
+    Returns a TunnelResult whose ``url`` carries the secret. The tunnel goes
+    through nbboard's authenticating gate unless ``auth=False``. Reuses a live
+    tunnel of the same board.
+    """
+    from .tunnels import manager
+
+    cfg = config or get_default()
+    seconds = manager.parse_ttl(ttl)
+    port = validate_port(port)
+    if logdir is not None:
+        board = start(logdir, extra_args=extra_args, config=cfg)
+        board = next((i for i in list_instances() if i.pid == board.pid), board)
+    else:
+        board = _running_board(port)
+    return manager.open_tunnel(
+        board, provider or cfg.tunnel_provider, host=host, auth=auth, ttl=seconds, timeout=timeout
+    )
+
+
+def _running_board(port: int | None) -> Instance:
+    running = [i for i in list_instances() if i.status == "running"]
+    if port is None:
+        if not running:
+            raise NoSuchBoardError(
+                "no TensorBoard is running", "nbboard tunnel --logdir DIR starts one and opens a tunnel"
+            )
+        return running[-1]
+    for inst in running:
+        if inst.port == port:
+            return inst
+    raise NoSuchBoardError(
+        f"no TensorBoard of yours answers on port {port}",
+        "see them with: nbboard list; or start one: nbboard tunnel --logdir DIR",
+    )
+
+
+def close_tunnels(port: int | None = None) -> list[Instance]:
+    """Close the tunnel of the board on ``port`` (all tunnels without a port); boards keep running."""
+    port = validate_port(port)
+    closed = []
+    for inst in list_instances():
+        if inst.tunnel is not None and (port is None or inst.port == port):
+            tunnel_lifecycle().stop_helper(inst.tunnel)
+            launcher.remove_log_file(inst.tunnel.log_path)
+            closed.append(inst)
+    if port is not None and not closed:
+        raise NoSuchBoardError(f"no open tunnel for port {port}", "see tunnels with: nbboard list")
+    return closed
+
+
+def tunnel_urls(port: int | None = None) -> list[tuple[Instance, str]]:
+    """Full tunnel URLs (with their secrets) for their owner."""
+    from .tunnels import manager
+
+    port = validate_port(port)
+    return [
+        (i, manager.full_url(i.tunnel))
+        for i in list_instances()
+        if i.tunnel is not None and (port is None or i.port == port)
+    ]
 
 
 # ---------------------------------------------------------------------------

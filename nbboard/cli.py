@@ -57,6 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="nbboard-demo", help="where to write it (default: ./nbboard-demo)")
     p.add_argument("--no-start", action="store_true", help="only write the logs")
     _start_options(p)
+    p = sub.add_parser("tunnel", help="a public URL for a board (protected by a secret), e.g. from Colab or Kaggle")
+    p.add_argument("--logdir", help="start or reuse the board for this logdir, then open its tunnel")
+    p.add_argument("--port", help="open the tunnel of the running board on this port")
+    p.add_argument(
+        "--provider",
+        choices=["auto", "ngrok", "localtunnel"],
+        default=None,
+        help="default: ngrok with a token, else localtunnel",
+    )
+    p.add_argument("--host", help="localtunnel server (default https://localtunnel.me)")
+    p.add_argument("--no-auth", action="store_true", help="no secret: anyone with the link sees the board")
+    p.add_argument("--ttl", help="close the tunnel after this long, e.g. 2h, 30m")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the provider (default 30)")
+    p.add_argument("--authtoken", help="save an ngrok auth token (0600); '-' reads it from stdin")
+    p.add_argument("--stop", action="store_true", help="close the tunnel (of --port, or all); boards keep running")
+    p.add_argument("--show-url", action="store_true", help="print the full URL(s), secret included, again")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -94,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(args.json)
         if args.command == "kill":
             return cmd_kill(args.port, args.pid, args.logdir, args.json)
+        if args.command == "tunnel":
+            return cmd_tunnel(args, extra)
         if args.command == "demo":
             return cmd_demo(args.dir, args.no_start, args.port, extra, args.timeout, args.restart, args.json)
         if args.command is None:
@@ -228,4 +247,66 @@ def cmd_demo(
     _print_started(inst, as_json)
     if not as_json:
         print(f"stop it with: nbboard kill --port {inst.port}")
+    return 0
+
+
+def cmd_tunnel(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import api
+    from .tunnels import ngrok
+
+    if args.authtoken is not None:
+        token = sys.stdin.readline() if args.authtoken == "-" else args.authtoken
+        path = ngrok.save_token(token)
+        sys.stderr.write(f"saved the ngrok auth token to {path} (readable by you only)\n")
+        if args.logdir is None and args.port is None:
+            return 0
+    if args.stop:
+        closed = api.close_tunnels(port=api.validate_port(args.port))
+        for inst in closed:
+            print(f"closed the {inst.tunnel.provider} tunnel of TensorBoard on port {inst.port}")
+        if not closed:
+            print("no open tunnel")
+        return 0
+    if args.show_url:
+        urls = api.tunnel_urls(port=api.validate_port(args.port))
+        for inst, url in urls:
+            print(f"{inst.port}: {url}")
+        if not urls:
+            print("no open tunnel (open one with: nbboard tunnel --logdir DIR)")
+        return 0
+    if args.logdir is not None and args.port is not None:
+        raise NbboardError("give --logdir or --port, not both", "nbboard tunnel --port 6006")
+    if args.logdir is not None:
+        _survey_note(args.logdir, None)
+    result = api.tunnel(
+        args.logdir,
+        port=api.validate_port(args.port),
+        provider=args.provider,
+        host=args.host,
+        auth=not args.no_auth,
+        ttl=args.ttl,
+        timeout=args.timeout,
+        extra_args=extra,
+    )
+    for note in result.notes:
+        sys.stderr.write(note + "\n")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "port": result.instance.port,
+                    "pid": result.instance.pid,
+                    "provider": result.tunnel.provider,
+                    "url": result.url,
+                    "reused": result.reused,
+                }
+            )
+        )
+        return 0
+    verb = "reusing the" if result.reused else "opened a"
+    sys.stderr.write(
+        f"{verb} {result.tunnel.provider} tunnel to TensorBoard on port {result.instance.port} for {result.instance.logdir}\n"
+    )
+    print(result.url)
+    sys.stderr.write(f"close it with: nbboard tunnel --stop --port {result.instance.port}\n")
     return 0

@@ -55,10 +55,13 @@ class TunnelInfo:
     helper_pid: int
     helper_create_time: float
     gate_port: int
+    board_pid: int = 0
     expires_at: int = 0
     secret_file: str = ""
     log_path: str = ""
     auth: bool = True
+    helper_argv: tuple[str, ...] = ()
+    path: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def ensure_home() -> Path:
     """
     root = config.home()
     try:
-        for sub in (root, root / "boards", root / "logs", root / "locks", root / "secrets"):
+        for sub in (root, root / "boards", root / "logs", root / "locks", root / "secrets", root / "tunnels"):
             sub.mkdir(mode=0o700, parents=True, exist_ok=True)
             _make_private(sub)
     except OSError as e:
@@ -242,7 +245,6 @@ def write(instance: Instance) -> Instance:
         "start_time": instance.start_time,
         "log_path": instance.log_path,
         "state": instance.state,
-        "tunnel": dataclasses.asdict(instance.tunnel) if instance.tunnel else None,
     }
     write_private(path, json.dumps(record, indent=1))
     return dataclasses.replace(instance, path=str(path))
@@ -332,14 +334,6 @@ def parse_record(data: dict[str, Any], path: str = "") -> Instance:
         raise ValueError("key 'argv' has the wrong type")
     if data["pid"] <= 0 or not (0 <= data["port"] <= 65535):
         raise ValueError("pid or port out of range")
-    tunnel = None
-    raw_tunnel = data.get("tunnel")
-    if isinstance(raw_tunnel, dict):
-        names = {f.name for f in dataclasses.fields(TunnelInfo)}
-        try:
-            tunnel = TunnelInfo(**{k: v for k, v in raw_tunnel.items() if k in names})
-        except TypeError:
-            raise ValueError("malformed tunnel entry") from None
     return Instance(
         pid=data["pid"],
         port=data["port"],
@@ -353,7 +347,6 @@ def parse_record(data: dict[str, Any], path: str = "") -> Instance:
         start_time=data["start_time"],
         log_path=data.get("log_path", ""),
         state=data.get("state", "ready"),
-        tunnel=tunnel,
         path=path,
     )
 
@@ -375,6 +368,61 @@ def read_all() -> tuple[list[Instance], list[Skipped]]:
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
     return found, skipped
+
+
+# ---------------------------------------------------------------------------
+# Tunnel records: one per board, beside the board records, written by the API only
+
+_TUNNEL_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "provider": str,
+    "public_url": str,
+    "helper_pid": int,
+    "helper_create_time": (int, float),
+    "gate_port": int,
+    "board_pid": int,
+}
+
+
+def tunnel_path(board_pid: int) -> Path:
+    return ensure_home() / "tunnels" / f"pid-{board_pid}.json"
+
+
+def write_tunnel(info: TunnelInfo) -> TunnelInfo:
+    path = tunnel_path(info.board_pid)
+    data = dataclasses.asdict(info)
+    data.pop("path")
+    data["helper_argv"] = list(info.helper_argv)
+    data["schema"] = SCHEMA
+    write_private(path, json.dumps(data, indent=1))
+    return dataclasses.replace(info, path=str(path))
+
+
+def read_tunnels() -> tuple[dict[int, TunnelInfo], list[Skipped]]:
+    found: dict[int, TunnelInfo] = {}
+    skipped: list[Skipped] = []
+    names = {f.name for f in dataclasses.fields(TunnelInfo)} - {"path"}
+    for path in sorted((ensure_home() / "tunnels").glob("pid-*.json")):
+        try:
+            data = read_trusted_json(path)
+            if not isinstance(data.get("schema"), int) or data["schema"] > SCHEMA:
+                raise ValueError("written by a newer nbboard; upgrade nbboard to manage it")
+            _check_types(data, _TUNNEL_REQUIRED)
+            kwargs = {k: v for k, v in data.items() if k in names}
+            kwargs["helper_argv"] = tuple(str(a) for a in kwargs.get("helper_argv") or ())
+            info = TunnelInfo(**kwargs, path=str(path))
+            found[info.board_pid] = info
+        except (ValueError, TypeError) as e:
+            skipped.append(Skipped(str(path), str(e)))
+    return found, skipped
+
+
+def remove_tunnel(info: TunnelInfo) -> None:
+    with contextlib.suppress(OSError):
+        if info.path:
+            os.unlink(info.path)
+    with contextlib.suppress(OSError):
+        if info.secret_file and Path(info.secret_file).parent == ensure_home() / "secrets":
+            os.unlink(info.secret_file)
 
 
 # ---------------------------------------------------------------------------

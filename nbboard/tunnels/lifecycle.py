@@ -1,20 +1,23 @@
-"""Stopping a tunnel's helper process, called when its board goes away."""
+"""Is a tunnel's helper still running, and stopping it when its board goes away."""
 
 from __future__ import annotations
 
-import contextlib
-import os
+import psutil
 
-from .. import procs
+from .. import procs, registry
 from ..registry import TunnelInfo
 
 
+def helper_process(tunnel: TunnelInfo) -> psutil.Process | None:
+    """The helper the record names, if it is still that process."""
+    proc, _why = procs.find_launched(tunnel.helper_pid, tunnel.helper_create_time, tunnel.helper_argv)
+    return proc
+
+
 def stop_helper(tunnel: TunnelInfo) -> bool:
-    """Stop the helper that holds ``tunnel``, if it is still the process the record names."""
-    proc, _why = procs.find_launched(tunnel.helper_pid, tunnel.helper_create_time, ())
+    """Stop the helper (and with it the gate and any ngrok agent); remove the record and the secret."""
+    proc = helper_process(tunnel)
     if proc is not None:
         procs.terminate_tree(proc)
-    if tunnel.secret_file:
-        with contextlib.suppress(OSError):
-            os.unlink(tunnel.secret_file)
+    registry.remove_tunnel(tunnel)
     return proc is not None

@@ -1,0 +1,116 @@
+"""The detached process that holds one tunnel: the gate plus the provider's client.
+
+Started as ``python -m nbboard.tunnels.helper SPEC``; everything it needs is
+in the 0600 spec file and the secret in its own 0600 file, so no secret is
+ever on a command line. It reports readiness (or the error) in a status
+file, then runs until TensorBoard is gone, the TTL expires, or it is
+signalled. It never writes registry records: the API does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import liveness, procs, registry
+from ..errors import NbboardError
+from . import localtunnel
+from .gate import Gate
+
+log = logging.getLogger("nbboard.helper")
+CHECK_INTERVAL = 2.0
+
+
+def _status(path: str, **data: Any) -> None:
+    registry.write_private(Path(path), json.dumps(data))
+
+
+async def _run(spec: dict[str, Any]) -> int:
+    secret = None
+    if spec["auth"]:
+        secret = Path(spec["secret_file"]).read_text().strip()
+    gate = Gate(spec["board_port"], secret)
+    gate_port = await gate.start()
+    provider = spec["provider"]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            loop.add_signal_handler(sig, stop.set)
+    client_task = None
+    ngrok_tunnel = None
+    try:
+        if provider == "localtunnel":
+            assignment = await asyncio.to_thread(localtunnel.request_tunnel, spec["host"])
+            client = localtunnel.LocalTunnelClient(spec["host"], gate_port, assignment)
+            client_task = asyncio.create_task(client.run())
+            public_url = assignment.url
+        elif provider == "ngrok":
+            from . import ngrok
+
+            public_url, ngrok_tunnel = await asyncio.to_thread(ngrok.connect, gate_port)
+        else:
+            raise NbboardError(f"unknown provider {provider!r}")
+    except NbboardError as e:
+        _status(spec["status_file"], state="failed", error=str(e))
+        await gate.close()
+        return 1
+    _status(spec["status_file"], state="ready", public_url=public_url, gate_port=gate_port)
+    log.info(
+        "tunnel ready: %s -> gate 127.0.0.1:%d -> TensorBoard 127.0.0.1:%d", public_url, gate_port, spec["board_port"]
+    )
+    board_argv = tuple(spec.get("board_argv") or ())
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), CHECK_INTERVAL)
+            if spec.get("expires_at") and time.time() >= spec["expires_at"]:
+                log.info("TTL reached: closing the tunnel")
+                break
+            proc, why = await asyncio.to_thread(
+                procs.find_launched, spec["board_pid"], spec["board_create_time"], board_argv
+            )
+            if proc is None or not await asyncio.to_thread(
+                liveness.answers, spec["board_port"], spec.get("board_path_prefix", "")
+            ):
+                log.info("TensorBoard is gone (%s): closing the tunnel", why or "not answering")
+                break
+    finally:
+        if client_task is not None:
+            client.stop()
+            with contextlib.suppress(Exception):
+                await client_task
+        if ngrok_tunnel is not None:
+            with contextlib.suppress(Exception):
+                from pyngrok import ngrok as pyngrok
+
+                pyngrok.kill()
+        await gate.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    spec = registry.read_trusted_json(Path(args[0]))
+    with contextlib.suppress(OSError):
+        os.unlink(args[0])  # read once; nothing about the tunnel lingers on disk but its record
+    try:
+        return asyncio.run(_run(spec))
+    except Exception as e:  # noqa: BLE001 - report through the status file, then exit
+        with contextlib.suppress(Exception):
+            _status(spec["status_file"], state="failed", error=f"tunnel helper failed: {e.__class__.__name__}: {e}")
+        log.exception("tunnel helper failed")
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

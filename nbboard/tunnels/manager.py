@@ -1,0 +1,219 @@
+"""Opening, finding and closing tunnels for boards (called by nbboard.api only).
+
+A tunnel is a detached helper process (gate + provider client) plus a record
+beside the board's. The helper is recorded the moment it exists, so
+``nbboard kill`` can stop it even if the caller dies while it connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .. import launcher, registry
+from ..errors import TunnelError, UsageError
+from ..registry import Instance, TunnelInfo
+from . import lifecycle, localtunnel, ngrok
+from .gate import TOKEN_PARAM
+from .secrets import new_secret
+
+PROVIDERS = ("ngrok", "localtunnel")
+OPEN_TIMEOUT = 30.0
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TunnelResult:
+    """An open tunnel. ``url`` carries the secret: show it to its owner only."""
+
+    instance: Instance
+    tunnel: TunnelInfo
+    url: str
+    reused: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def parse_ttl(text: str | float | None) -> float | None:
+    """ "2h", "30m", "90s", "1d" or seconds → seconds; None for no expiry."""
+    if text is None or text == "":
+        return None
+    match = _TTL.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"invalid --ttl {text!r}", "e.g. --ttl 2h, --ttl 30m, --ttl 90s")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+
+
+def choose_provider(provider: str | None) -> tuple[str, str]:
+    """(provider, why) — "auto" means ngrok when a token is available, else localtunnel."""
+    if provider in (None, "", "auto"):
+        token, source = ngrok.find_token()
+        if token:
+            return "ngrok", f"using ngrok (auth token from {source})"
+        return "localtunnel", "using localtunnel (no ngrok token found; set NGROK_AUTHTOKEN to use ngrok)"
+    if provider not in PROVIDERS:
+        raise UsageError(f"unknown tunnel provider {provider!r}", "use --provider ngrok or --provider localtunnel")
+    return provider, ""
+
+
+def colab_warning() -> str:
+    """Said once per user on Colab: its terms restrict web services, and a public link exposes data."""
+    if "google.colab" not in sys.modules and not os.environ.get("COLAB_RELEASE_TAG"):
+        return ""
+    marker = registry.ensure_home() / ".colab-tunnel-warned"
+    if marker.exists():
+        return ""
+    with contextlib.suppress(OSError):
+        marker.touch(mode=0o600)
+    return (
+        "note: Colab's terms restrict long-running web services, and anyone holding this link sees every number "
+        "this TensorBoard shows. Inside Colab the board needs no tunnel: %board shows it through Colab's own proxy."
+    )
+
+
+def full_url(tunnel: TunnelInfo) -> str:
+    """The public URL with its secret, read from the 0600 secret file."""
+    if not tunnel.auth:
+        return tunnel.public_url
+    try:
+        secret = Path(tunnel.secret_file).read_text().strip()
+    except OSError:
+        raise TunnelError("the tunnel's secret is gone; close it and open a new one", "nbboard tunnel --stop") from None
+    return tunnel.public_url.rstrip("/") + f"/?{TOKEN_PARAM}={secret}"
+
+
+def open_tunnel(
+    instance: Instance,
+    provider: str | None = None,
+    *,
+    host: str | None = None,
+    auth: bool = True,
+    ttl: float | None = None,
+    timeout: float = OPEN_TIMEOUT,
+) -> TunnelResult:
+    """Open (or reuse) the tunnel of a running board."""
+    notes: list[str] = [w for w in (colab_warning(),) if w]
+    if instance.tunnel is not None and lifecycle.helper_process(instance.tunnel) is not None:
+        if provider in (None, "auto", instance.tunnel.provider) and instance.tunnel.auth == auth:
+            return TunnelResult(instance, instance.tunnel, full_url(instance.tunnel), reused=True)
+        lifecycle.stop_helper(instance.tunnel)
+    chosen, why = choose_provider(provider)
+    if why:
+        notes.append(why)
+    env = os.environ.copy()
+    if chosen == "ngrok":
+        token, _source = ngrok.find_token()
+        if not token:
+            raise TunnelError("no ngrok auth token found", ngrok.TOKEN_HELP)
+        env["NGROK_AUTHTOKEN"] = token  # the agent's environment, never its argv
+    server = (host or localtunnel.DEFAULT_HOST).rstrip("/")
+    if chosen == "localtunnel" and not re.match(r"^https?://[^/\s]+$", server):
+        raise UsageError(f"invalid --host {host!r}", "give the server's base URL, e.g. --host https://localtunnel.me")
+    if not auth:
+        notes.append("WARNING: --no-auth: anyone who finds the link sees every number this TensorBoard shows")
+    home = registry.ensure_home()
+    tag = uuid.uuid4().hex[:12]
+    secret_file = ""
+    if auth:
+        secret_file = str(home / "secrets" / f"tunnel-{tag}.secret")
+        registry.write_private(Path(secret_file), new_secret())
+    status_file = home / "tunnels" / f".status-{tag}.json"
+    spec_file = home / "tunnels" / f".spec-{tag}.json"
+    try:
+        board_created = psutil.Process(instance.pid).create_time()
+    except psutil.Error:
+        raise TunnelError(f"TensorBoard on port {instance.port} (pid {instance.pid}) is gone", "nbboard list") from None
+    expires_at = int(time.time() + ttl) if ttl else 0
+    spec = {
+        "provider": chosen,
+        "host": server,
+        "auth": auth,
+        "secret_file": secret_file,
+        "status_file": str(status_file),
+        "board_pid": instance.pid,
+        "board_create_time": board_created,
+        "board_argv": list(instance.argv),
+        "board_port": instance.port,
+        "board_path_prefix": instance.path_prefix,
+        "expires_at": expires_at,
+    }
+    registry.write_private(spec_file, json.dumps(spec))
+    log_path = str(home / "logs" / f"tunnel-{tag}.log")
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    argv = [sys.executable, "-m", "nbboard.tunnels.helper", str(spec_file)]
+    try:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            env=env,
+            **launcher.detached_popen_kwargs(),  # type: ignore[arg-type]
+        )
+    finally:
+        os.close(log_fd)
+    info = TunnelInfo(
+        provider=chosen,
+        public_url="",
+        helper_pid=child.pid,
+        helper_create_time=psutil.Process(child.pid).create_time(),
+        gate_port=0,
+        board_pid=instance.pid,
+        expires_at=expires_at,
+        secret_file=secret_file,
+        log_path=log_path,
+        auth=auth,
+        helper_argv=tuple(argv),
+    )
+    info = registry.write_tunnel(info)  # recorded before it connects: kill can always find it
+    status = _wait_status(child, status_file, timeout)
+    with contextlib.suppress(OSError):
+        status_file.unlink()
+    if status.get("state") != "ready":
+        lifecycle.stop_helper(info)
+        with contextlib.suppress(OSError):
+            spec_file.unlink()
+        error = status.get("error") or launcher.output_tail(log_path, 5) or "the tunnel helper exited"
+        launcher.remove_log_file(log_path)
+        raise TunnelError(str(error))
+    info = registry.write_tunnel(
+        dataclasses.replace(info, public_url=str(status["public_url"]), gate_port=int(status["gate_port"]))
+    )
+    if chosen == "localtunnel" and server == localtunnel.DEFAULT_HOST:
+        password = localtunnel.public_ip_password()
+        notes.append(
+            "localtunnel's public service shows first-time visitors a reminder page asking for a 'tunnel password': "
+            + (
+                f"it is this machine's public IP, {password}"
+                if password
+                else "it is this machine's public IP (could not look it up)"
+            )
+        )
+    return TunnelResult(dataclasses.replace(instance, tunnel=info), info, full_url(info), notes=tuple(notes))
+
+
+def _wait_status(child: subprocess.Popen[bytes], status_file: Path, timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while time.monotonic() < deadline:
+        if status_file.exists():
+            with contextlib.suppress(ValueError):
+                return registry.read_trusted_json(status_file)
+        if child.poll() is not None:
+            if status_file.exists():
+                with contextlib.suppress(ValueError):
+                    return registry.read_trusted_json(status_file)
+            return {"state": "failed", "error": f"the tunnel helper exited with code {child.returncode}"}
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+    return {"state": "failed", "error": f"the tunnel provider did not answer within {timeout:g} s"}
