@@ -116,13 +116,14 @@ function render({ model, el: host }) {
   const reloadButton = el("button", { class: "nbboard-button nbboard-reload", title: "Reload the board" }, "Reload");
   const stopButton = el("button", { class: "nbboard-button nbboard-stop", title: "Stop this TensorBoard" }, "Stop");
   const tunnelLink = el("a", { class: "nbboard-button nbboard-tunnel", target: "_blank", rel: "noopener" }, "Public link ↗");
+  const closeTunnel = el("button", { class: "nbboard-button nbboard-close-tunnel", title: "Close the public link" }, "Close link");
   const header = el(
     "div",
     { class: "nbboard-header" },
     badge,
     title,
     details,
-    el("span", { class: "nbboard-actions" }, openLink, tunnelLink, reloadButton, stopButton),
+    el("span", { class: "nbboard-actions" }, openLink, tunnelLink, closeTunnel, reloadButton, stopButton),
   );
   const body = el("div", { class: "nbboard-body" });
   host.replaceChildren(header, body);
@@ -189,6 +190,7 @@ function render({ model, el: host }) {
     if (resolved && resolved.url) openLink.href = resolved.url;
     const tunnel = model.get("tunnel_url");
     tunnelLink.style.display = tunnel ? "" : "none";
+    closeTunnel.style.display = tunnel ? "" : "none";
     if (tunnel) tunnelLink.href = tunnel;
   }
 
@@ -240,6 +242,10 @@ function render({ model, el: host }) {
     const frame = body.querySelector("iframe");
     if (frame) frame.src = frame.src;
   });
+  closeTunnel.addEventListener("click", () => {
+    closeTunnel.disabled = true;
+    model.send({ type: "close_tunnel" });
+  });
   stopButton.addEventListener("click", () => {
     stopButton.disabled = true;
     badge.textContent = "stopping";
@@ -264,7 +270,11 @@ function render({ model, el: host }) {
   model.on("change:status", onChange);
   model.on("change:port", onPort);
   model.on("change:height", onHeight);
-  model.on("change:tunnel_url", updateHeader);
+  const onTunnel = () => {
+    closeTunnel.disabled = false;
+    updateHeader();
+  };
+  model.on("change:tunnel_url", onTunnel);
   model.on("change:note", update);
   model.on("change:error", update);
   const ticker = setInterval(() => {
@@ -284,7 +294,7 @@ function render({ model, el: host }) {
     model.off("change:status", onChange);
     model.off("change:port", onPort);
     model.off("change:height", onHeight);
-    model.off("change:tunnel_url", updateHeader);
+    model.off("change:tunnel_url", onTunnel);
     model.off("change:note", update);
     model.off("change:error", update);
   };

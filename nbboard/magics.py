@@ -82,11 +82,6 @@ class BoardMagics(Magics):
             note += f" (relative paths resolve against the kernel's working directory: {_cwd()})"
         if note:
             print(f"nbboard: {note}")
-        if cmd.tunnel is not None:
-            raise NbboardError(
-                "%board --tunnel is not available yet in this version of nbboard",
-                "forward the port yourself for now, e.g. ssh -L PORT:127.0.0.1:PORT host",
-            )
         board = embed.Board(cmd.height or self.height, target.display) if cmd.display else None
         try:
             instance = api.start(
@@ -106,8 +101,28 @@ class BoardMagics(Magics):
 
             print(fmt.started(instance))
             print(instance.url)
-            return
-        board.show(instance)
+        else:
+            board.show(instance)
+        if cmd.tunnel is not None:
+            self._open_tunnel(instance, cmd.tunnel, board)
+
+    def _open_tunnel(self, instance: Any, provider: str, board: Any) -> None:
+        from . import api
+
+        provider = self.tunnel_provider if provider == "auto" else provider
+        result = api.tunnel(port=instance.port, provider=provider)
+        for note in result.notes:
+            print(f"nbboard: {note}")
+        if board is not None and board.widget is not None:
+            board.widget.tunnel_url = result.url
+            print(
+                f"nbboard: {'reusing the' if result.reused else 'opened a'} {result.tunnel.provider} tunnel: use the board's 'Public link' button (the link carries its secret)"
+            )
+        else:
+            print(f"public link (keep it private: it carries the secret): {result.url}")
+        print(
+            f"nbboard: close it with the board's 'Close link' button or  !nbboard tunnel --stop --port {instance.port}"
+        )
 
 
 def _cwd() -> str:

@@ -68,6 +68,20 @@ class BoardWidget(anywidget.AnyWidget):
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "stop":
             self.stop()
+        elif isinstance(content, dict) and content.get("type") == "close_tunnel":
+            self.close_tunnel()
+
+    def close_tunnel(self) -> None:
+        """Close this board's public tunnel (the widget's Close link button); the board keeps running."""
+        from . import api
+        from .errors import NbboardError
+
+        try:
+            api.close_tunnels(port=self.port)
+            self.note = "closed the public link"
+        except NbboardError:
+            self.note = "the public link was already closed"
+        self.tunnel_url = ""
 
     def stop(self) -> None:
         """Stop this board's TensorBoard (the widget's Stop button)."""

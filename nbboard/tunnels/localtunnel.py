@@ -120,13 +120,20 @@ class LocalTunnelClient:
                 if failures >= 3 and index == 0:
                     await self._reregister()
                     failures = 0
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self._backoff(a, delay)
+                delay = min(delay * 2, 1.0)
                 continue
             failures = 0
             delay = 0.05
             await self._serve(remote_r, remote_w)
             self.reconnects += 1
+
+    async def _backoff(self, seen: Assignment, delay: float) -> None:
+        """Sleep ``delay`` s, but wake at once when a re-registration brings a new port:
+        the server forgets a tunnel no socket joins within about a second."""
+        end = asyncio.get_running_loop().time() + delay
+        while asyncio.get_running_loop().time() < end and self.assignment is seen and not self._stopping.is_set():
+            await asyncio.sleep(0.02)
 
     async def _serve(self, remote_r: asyncio.StreamReader, remote_w: asyncio.StreamWriter) -> None:
         """Pipe one server connection to the local service; reopen the local side if it closes first."""

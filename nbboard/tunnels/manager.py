@@ -116,7 +116,7 @@ def open_tunnel(
         if not token:
             raise TunnelError("no ngrok auth token found", ngrok.TOKEN_HELP)
         env["NGROK_AUTHTOKEN"] = token  # the agent's environment, never its argv
-    server = (host or localtunnel.DEFAULT_HOST).rstrip("/")
+    server = (host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or localtunnel.DEFAULT_HOST).rstrip("/")
     if chosen == "localtunnel" and not re.match(r"^https?://[^/\s]+$", server):
         raise UsageError(f"invalid --host {host!r}", "give the server's base URL, e.g. --host https://localtunnel.me")
     if not auth:
@@ -185,7 +185,7 @@ def open_tunnel(
             spec_file.unlink()
         error = status.get("error") or launcher.output_tail(log_path, 5) or "the tunnel helper exited"
         launcher.remove_log_file(log_path)
-        raise TunnelError(str(error))
+        raise TunnelError(str(error) + "".join(f"\n  ({note})" for note in notes))
     info = registry.write_tunnel(
         dataclasses.replace(info, public_url=str(status["public_url"]), gate_port=int(status["gate_port"]))
     )

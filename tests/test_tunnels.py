@@ -1,0 +1,291 @@
+"""Tunnels through a real localtunnel server on 127.0.0.1, in front of a real TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import psutil
+import pytest
+
+import nbboard
+from nbboard import cli, registry
+from tests.browser import chromium
+from tests.conftest import nbboard_cli
+from tests.peers import DOMAIN, LocaltunnelServer
+
+SCALARS = "/data/plugin/scalars/scalars?run=train&tag=loss"
+
+
+@pytest.fixture
+def lt(isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocaltunnelServer]:
+    server = LocaltunnelServer(tmp_path)
+    monkeypatch.setenv("NBBOARD_LOCALTUNNEL_HOST", server.url)
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    yield server
+    nbboard.kill()
+    server.stop()
+
+
+def _open(demo_logs: Path, *extra: str) -> dict:
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--provider", "localtunnel", "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _helpers() -> list[psutil.Process]:
+    """Tunnel helpers of this test's registry (their argv names a spec file inside it)."""
+    home = os.environ["NBBOARD_HOME"]
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "nbboard.tunnels.helper" in " ".join(p.info["cmdline"] or []) and home in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def _secret(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["nbboard_token"][0]
+
+
+def _login(lt: LocaltunnelServer, url: str) -> dict[str, str]:
+    """Visit the printed link once; returns the cookie the gate set."""
+    resp = lt.get(url, "/?" + urlsplit(url).query)
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"
+    assert "HttpOnly" in resp.headers["Set-Cookie"]
+    name, _, rest = resp.headers["Set-Cookie"].partition("=")
+    return {name: rest.split(";", 1)[0]}
+
+
+def test_public_url_serves_tensorboard_only_with_the_secret(lt: LocaltunnelServer, demo_logs: Path) -> None:
+    opened = _open(demo_logs)
+    url = opened["url"]
+    assert urlsplit(url).hostname.endswith("." + DOMAIN)
+    secret = _secret(url)
+    assert len(secret) >= 22  # ≥ 128 bits, URL-safe base64
+
+    denied = lt.get(url, SCALARS)
+    assert denied.status_code == 401 and "loss" not in denied.text and "wall_time" not in denied.text
+    wrong = lt.get(url, SCALARS + "&nbboard_token=" + secret[:-2] + "xx")
+    assert wrong.status_code == 403 and "[" not in wrong.text
+
+    cookies = _login(lt, url)
+    data = lt.get(url, SCALARS, cookies=cookies).json()
+    assert len(data) == 50 and data[-1][1] == 49  # [wall_time, step, value] for every step the demo wrote
+    page = lt.get(url, "/", cookies=cookies)
+    assert page.status_code == 200 and "<tf-tensorboard" in page.text or "tensorboard" in page.text.lower()
+    bearer = lt.get(url, "/data/runs", headers={"Authorization": f"Bearer {secret}"})
+    assert sorted(bearer.json()) == ["eval", "train"]
+
+
+def test_the_secret_never_leaks(lt: LocaltunnelServer, demo_logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    opened = _open(demo_logs)
+    secret = _secret(opened["url"])
+    for proc in psutil.process_iter(["cmdline"]):
+        assert secret not in " ".join(proc.info["cmdline"] or []), f"secret in argv of pid {proc.pid}"
+    (inst,) = nbboard.list()
+    assert inst.tunnel is not None
+    assert secret not in Path(inst.tunnel.log_path).read_text()
+    assert secret not in Path(inst.log_path).read_text()
+    assert cli.main(["list"]) == 0
+    assert cli.main(["list", "--json"]) == 0
+    listed = capsys.readouterr().out
+    assert secret not in listed and "nbboard_token=********" in listed
+    secret_file = Path(inst.tunnel.secret_file)
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert cli.main(["tunnel", "--show-url"]) == 0
+    assert secret in capsys.readouterr().out  # its owner can print it again
+
+
+def test_tunnel_survives_the_server_dropping_connections(lt: LocaltunnelServer, demo_logs: Path) -> None:
+    url = _open(demo_logs)["url"]
+    cookies = _login(lt, url)
+    ok = failed_after_reconnect = 0
+    for round_ in range(3):
+        deadline = time.monotonic() + 30
+        while True:  # wait for the client to reconnect (and re-register after a restart)
+            try:
+                if lt.get(url, "/data/runs", cookies=cookies).status_code == 200:
+                    break
+            except Exception:  # noqa: BLE001 - the server is restarting
+                pass
+            assert time.monotonic() < deadline, f"no reconnection in 30 s after restart {round_}"
+            time.sleep(0.2)
+        for _ in range(60):
+            resp = lt.get(url, SCALARS, cookies=cookies)
+            if resp.status_code == 200 and len(resp.json()) == 50:
+                ok += 1
+            else:
+                failed_after_reconnect += 1
+        lt.restart()  # every tunnel socket drops; the server forgets the tunnel
+    assert (ok, failed_after_reconnect) == (180, 0)
+
+
+def test_second_request_reuses_the_tunnel_and_stop_and_kill_close_it(lt: LocaltunnelServer, demo_logs: Path) -> None:
+    first = _open(demo_logs)
+    again = _open(demo_logs)
+    assert again["reused"] is True and again["url"] == first["url"]
+    (inst,) = nbboard.list()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+
+    result = nbboard_cli("tunnel", "--stop", "--port", str(inst.port))
+    assert (
+        result.returncode == 0 and f"closed the localtunnel tunnel of TensorBoard on port {inst.port}" in result.stdout
+    )
+    assert not helper.is_running() or helper.status() == psutil.STATUS_ZOMBIE
+    (still,) = nbboard.list()
+    assert still.status == "running" and still.tunnel is None
+    assert list((Path(os.environ["NBBOARD_HOME"]) / "secrets").iterdir()) == []
+
+    _open(demo_logs)
+    (inst,) = nbboard.list()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    report = nbboard.kill()
+    assert [i.pid for i in report.stopped] == [inst.pid]
+    assert not helper.is_running() or helper.status() == psutil.STATUS_ZOMBIE
+    assert list(registry.ensure_home().joinpath("tunnels").glob("pid-*.json")) == []
+
+
+def test_helper_closes_the_tunnel_when_tensorboard_dies_or_ttl_ends(
+    lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path
+) -> None:
+    _open(demo_logs, "--ttl", "2s")
+    (inst,) = nbboard.list()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    helper.wait(15)  # TTL 2 s + one liveness period
+    (after,) = nbboard.list()
+    assert after.status == "running" and after.tunnel is None
+
+    other = tmp_path / "other"
+    other.mkdir()
+    _open(other)
+    board = next(i for i in nbboard.list() if i.logdir == str(other))
+    helper = psutil.Process(board.tunnel.helper_pid)
+    os.kill(board.pid, signal.SIGKILL)
+    helper.wait(15)
+
+
+def test_tunnel_in_headless_chromium(lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path, artifacts: Path) -> None:
+    url = _open(demo_logs)["url"]
+    with chromium(tmp_path, (f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1:{lt.port}",)) as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url)
+        page.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
+        assert "nbboard_token" not in page.url  # the secret left the address bar
+        page.screenshot(path=str(artifacts / "tunnel.png"))
+        bare = browser.new_page()
+        bare.goto(url.split("?")[0])
+        assert "This TensorBoard is private" in bare.content()
+
+
+def test_unreachable_provider_fails_clearly_and_leaves_nothing(isolated: Path, demo_logs: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    result = nbboard_cli(
+        "tunnel",
+        "--logdir",
+        str(demo_logs),
+        "--provider",
+        "localtunnel",
+        "--host",
+        f"http://127.0.0.1:{dead}",
+        "--timeout",
+        "20",
+    )
+    assert result.returncode == 1
+    assert (
+        f"cannot reach the localtunnel server http://127.0.0.1:{dead}" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    assert _helpers() == []
+    assert list(registry.ensure_home().joinpath("tunnels").glob("*")) == []
+    assert [i.status for i in nbboard.list()] == ["running"]  # the board it started stays, and is listed
+
+
+def test_port_without_tensorboard(isolated: Path) -> None:
+    result = nbboard_cli("tunnel", "--port", "9", "--provider", "localtunnel")
+    assert result.returncode == 1 and "no TensorBoard of yours answers on port 9" in result.stderr
+
+
+def test_ngrok_without_a_token_says_where_to_get_one(
+    isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--provider", "ngrok")
+    assert result.returncode == 1
+    for needle in (
+        "no ngrok auth token found",
+        "dashboard.ngrok.com",
+        "NGROK_AUTHTOKEN",
+        "--authtoken",
+        "Colab",
+        "--provider localtunnel",
+    ):
+        assert needle in result.stderr
+
+
+def test_ngrok_token_is_saved_privately_and_never_printed(
+    isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ngrok's cloud cannot be reached here: the agent download fails for real, and that error is what we check."""
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # pyngrok keeps its agent under ~/.config/ngrok
+    token = "2abcDEFghiJKLmnoPQRstuVWxyz_0123456789abcdefGHIJ"
+    import subprocess
+    import sys
+
+    saved = subprocess.run(
+        [sys.executable, "-m", "nbboard", "tunnel", "--authtoken", "-"],
+        input=token + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert saved.returncode == 0 and token not in saved.stdout + saved.stderr
+    path = Path(os.environ["NBBOARD_HOME"]) / "ngrok.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and json.loads(path.read_text())["authtoken"] == token
+
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs))  # auto: a token exists, so ngrok
+    assert result.returncode == 1
+    assert "using ngrok (auth token from nbboard's saved token)" in result.stderr
+    assert "could not download the ngrok agent" in result.stderr and "--provider localtunnel" in result.stderr
+    assert token not in result.stdout + result.stderr
+    assert _helpers() == []
+
+
+def test_bad_tunnel_input(isolated: Path) -> None:
+    for args, says in [
+        (["tunnel", "--port", "1", "--ttl", "forever"], "invalid --ttl 'forever'"),
+        (["tunnel", "--port", "1", "--provider", "pigeon"], "invalid choice: 'pigeon'"),
+        (["tunnel", "--port", "x"], "invalid port 'x'"),
+        (["tunnel", "--logdir", "a", "--port", "1"], "give --logdir or --port, not both"),
+        (["tunnel", "--stop", "--port", "1234"], "no open tunnel for port 1234"),
+    ]:
+        result = nbboard_cli(*args)
+        assert result.returncode in (1, 2) and says in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_board_tunnel_from_the_magic(lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path) -> None:
+    from tests.kernel import Kernel, widget_state
+
+    k = Kernel(tmp_path)
+    try:
+        k.text("%load_ext nbboard")
+        outs = k.run(f"%board --logdir {demo_logs} --tunnel localtunnel")
+        state = widget_state(outs)
+        text = "".join(o.get("text", "") for o in outs if o["type"] == "stream")
+        assert state["tunnel_url"].startswith("http://") and "nbboard_token=" in state["tunnel_url"]
+        assert "opened a localtunnel tunnel" in text and _secret(state["tunnel_url"]) not in text
+        cookies = _login(lt, state["tunnel_url"])
+        assert sorted(lt.get(state["tunnel_url"], "/data/runs", cookies=cookies).json()) == ["eval", "train"]
+    finally:
+        k.shutdown()
