@@ -289,8 +289,30 @@ def kill(port: int | None = None, pid: int | None = None, logdir: str | None = N
     cleaned = [c.instance for c in chosen if c.proc is None]
     for c in chosen:
         _forget(c.instance)
+    if everything:
+        stopped += _stop_unrecorded()
     removed_logs = _remove_orphan_logs() if everything else 0
     return KillReport(tuple(stopped), tuple(cleaned), found.skipped, removed_logs)
+
+
+def _stop_unrecorded() -> list[Instance]:
+    """Processes this registry started whose record was never written (their starter died in between)."""
+    records, _ = registry.read_all()
+    tunnels, _ = registry.read_tunnels()
+    known = {r.pid for r in records} | {t.helper_pid for t in tunnels.values()}
+    strays = procs.tagged(launcher.OWNER_VAR, launcher.owner_tag(), known)
+    # Only the roots: a stray's own children (TensorBoard's data server) go with it.
+    stray_pids = {p.pid for p in strays}
+    roots = [p for p in strays if _parent_pid(p) not in stray_pids | known]
+    procs.terminate_trees(roots)
+    return [Instance(pid=p.pid, port=0, logdir="(unrecorded)", source=SOURCE_NBBOARD, status="stopped") for p in roots]
+
+
+def _parent_pid(proc: psutil.Process) -> int:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return 0
 
 
 def _stop_and_forget(instance: Instance, proc: psutil.Process | None) -> None:

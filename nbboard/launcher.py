@@ -100,6 +100,25 @@ def _open_log() -> tuple[str, int]:
     return str(path), fd
 
 
+OWNER_VAR = "NBBOARD_OWNER"
+
+
+def owner_tag() -> str:
+    """Marks processes this registry started, in their environment.
+
+    A starter killed between ``Popen`` and writing the record (a window of a
+    millisecond) would leave an unrecorded TensorBoard; ``kill`` finds such
+    processes by this tag. The tag names the registry, not a secret.
+    """
+    import hashlib
+
+    return hashlib.sha256(str(registry.ensure_home()).encode()).hexdigest()[:16]
+
+
+def owner_env() -> dict[str, str]:
+    return {**os.environ, OWNER_VAR: owner_tag()}
+
+
 def detached_popen_kwargs() -> dict[str, object]:
     """Popen options that let the child outlive its parent.
 
@@ -145,6 +164,7 @@ def launch(
             stdout=log_fd,
             stderr=log_fd,
             close_fds=True,
+            env=owner_env(),
             **detached_popen_kwargs(),  # type: ignore[arg-type]
         )
     except OSError as e:

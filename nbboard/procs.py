@@ -147,3 +147,17 @@ def reap(pid: int) -> None:
         pass
     except OSError:
         pass
+
+
+def tagged(var: str, tag: str, skip: set[int]) -> list[psutil.Process]:
+    """Live processes of this user whose environment has ``var=tag`` (minus ``skip``)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid in skip or proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get(var) == tag and _alive(proc):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found

@@ -20,6 +20,18 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the 10-minute soak instead of the 30-second one")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    figures = ROOT / "tests" / "artifacts" / "reliability.md"
+    if figures.exists():
+        figures.unlink()  # figures are per run
+
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 

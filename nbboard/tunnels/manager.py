@@ -110,7 +110,7 @@ def open_tunnel(
     chosen, why = choose_provider(provider)
     if why:
         notes.append(why)
-    env = os.environ.copy()
+    env = launcher.owner_env()
     if chosen == "ngrok":
         token, _source = ngrok.find_token()
         if not token:

@@ -1,0 +1,126 @@
+"""Concurrency and crash loops: exactly one board per logdir, no dead board reused, nothing orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+import nbboard
+from nbboard import registry
+from tests.conftest import tensorboards_serving
+from tests.reliability.figures import record
+
+CRASH_CYCLES = int(os.environ.get("NBBOARD_CRASH_CYCLES", "50"))
+
+
+def _start_procs(logdirs: list[Path]) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "nbboard", "start", "--logdir", str(d), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for d in logdirs
+    ]
+
+
+def test_eight_processes_one_logdir_make_one_board(isolated: Path, demo_logs: Path) -> None:
+    procs = _start_procs([demo_logs] * 8)
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    pids = {json.loads(o[0])["pid"] for o in outs}
+    boards = len(tensorboards_serving(demo_logs))
+    record("concurrency: 8 processes start one logdir", f"{boards} TensorBoard, {len(pids)} distinct pid reported")
+    assert (boards, len(pids)) == (1, 1)
+
+
+def test_eight_processes_eight_logdirs_make_eight_boards(isolated: Path, tmp_path: Path) -> None:
+    dirs = []
+    for i in range(8):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        dirs.append(d)
+    procs = _start_procs(dirs)
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    ports = {json.loads(o[0])["port"] for o in outs}
+    records = list(registry.boards_dir().glob("pid-*.json"))
+    listed = nbboard.list()
+    record(
+        "concurrency: 8 processes start 8 logdirs",
+        f"{len(listed)} boards, {len(records)} records, {len(ports)} distinct ports",
+    )
+    assert (len(listed), len(records), len(ports)) == (8, 8, 8)
+    assert all(i.status == "running" for i in listed)
+
+
+def _orphans(root: Path) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "tensorboard" in cmd and str(root) in cmd and p.info["status"] != psutil.STATUS_ZOMBIE:
+            out.append(p)
+    return out
+
+
+def test_crash_loop_never_reuses_a_dead_board(isolated: Path, demo_logs: Path) -> None:
+    reused_dead = 0
+    previous = None
+    for _ in range(CRASH_CYCLES):
+        inst = nbboard.start(str(demo_logs))
+        if previous is not None and inst.pid == previous:
+            reused_dead += 1
+        if inst.reused:
+            reused_dead += 1
+        os.kill(inst.pid, signal.SIGKILL)
+        psutil.Process(inst.pid).wait(5)
+        previous = inst.pid
+    final = nbboard.start(str(demo_logs))
+    assert not final.reused
+    nbboard.kill()
+    orphans = _orphans(demo_logs)
+    leftover_records = list(registry.boards_dir().glob("*.json"))
+    record(
+        f"crash loop: {CRASH_CYCLES} × start → SIGKILL TensorBoard → start",
+        f"{reused_dead} reuses of a dead board, {len(orphans)} orphan processes, {len(leftover_records)} orphan records",
+    )
+    assert (reused_dead, len(orphans), len(leftover_records)) == (0, 0, 0)
+
+
+def test_starter_killed_mid_start(isolated: Path, demo_logs: Path) -> None:
+    """SIGKILL the `nbboard start` process at a random moment of its start-up, then start again."""
+    rng = random.Random(7)
+    cycles = max(10, CRASH_CYCLES // 2)
+    broken = 0
+    for _ in range(cycles):
+        starter = subprocess.Popen(
+            [sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 1.2))
+        starter.send_signal(signal.SIGKILL)
+        starter.wait()
+        inst = nbboard.start(str(demo_logs))
+        if inst.status != "running":
+            broken += 1
+        os.kill(inst.pid, signal.SIGKILL)  # and crash the board too, to leave the worst state each time
+        psutil.Process(inst.pid).wait(5)
+    nbboard.kill()
+    time.sleep(0.5)
+    orphans = _orphans(demo_logs)
+    leftover_records = list(registry.boards_dir().glob("*.json"))
+    record(
+        f"crash loop: {cycles} × SIGKILL `nbboard start` mid-start → start",
+        f"{broken} unusable boards, {len(orphans)} orphan processes, {len(leftover_records)} orphan records",
+    )
+    assert (broken, len(orphans), len(leftover_records)) == (0, 0, 0)
