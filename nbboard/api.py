@@ -147,6 +147,7 @@ def _wait_for_other_start(instance: Instance, timeout: float) -> tuple[Instance,
     """A record still "starting" whose starter died (we hold its lock): give it its time."""
     deadline = instance.start_time + timeout
     while True:
+        instance = launcher.learn_port(instance)
         checked, proc = liveness.check(instance, start_timeout=timeout)
         if checked.status != "starting" or time.time() > deadline:
             return checked, proc
@@ -211,6 +212,8 @@ def _scan(prune: bool) -> tuple[Scan, list[_Checked]]:
     pruned: list[Instance] = []
     tunnels, tunnel_skipped = registry.read_tunnels()
     for record in records + [r for r in tb_records if r.pid not in ours]:
+        if record.state == "starting" and record.source == SOURCE_NBBOARD:
+            record = launcher.learn_port(record)
         inst, proc = liveness.check(record)
         tunnel = tunnels.pop(inst.pid, None)
         if tunnel is not None and proc is not None and tunnel_lifecycle().helper_process(tunnel) is not None:

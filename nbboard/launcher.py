@@ -228,6 +228,26 @@ def _wait_ready(child: subprocess.Popen[bytes], instance: Instance, timeout: flo
         delay = min(delay * 1.5, 0.1)
 
 
+def learn_port(instance: Instance) -> Instance:
+    """Fill in the port (and version) of a record whose starter died before reading them.
+
+    With ``--port 0`` only TensorBoard's serving line tells the port; a starter
+    killed before it read that line leaves a record with port 0 that no probe
+    could ever reach. Whoever finds such a record reads the line instead.
+    """
+    if instance.port and instance.version:
+        return instance
+    match = _SERVING.search(output_tail(instance.log_path, lines=200))
+    if not match:
+        return instance
+    with contextlib.suppress(ValueError, OSError):
+        current = registry.parse_record(registry.read_trusted_json(Path(instance.path)), instance.path)
+        if current.port and current.version:
+            return current  # its starter is alive and got there first
+    learned = dataclasses.replace(instance, version=match.group(1), port=instance.port or int(match.group(2)))
+    return registry.write(learned)
+
+
 def _discard(child: subprocess.Popen[bytes], instance: Instance, remove_log: bool) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
         procs.terminate_tree(psutil.Process(child.pid), grace=2.0)

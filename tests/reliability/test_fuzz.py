@@ -72,7 +72,7 @@ def test_random_cli_argv(fuzz_env: Path, args: list[str]) -> None:
     assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), (args, err.getvalue())
     if code:
         counts["argv_rejected"] += 1
-        assert "error" in err.getvalue() or "usage" in err.getvalue()
+        assert "error" in err.getvalue() or "usage" in (err.getvalue() + out.getvalue())
 
 
 def test_zz_record_fuzz_figures() -> None:
