@@ -94,10 +94,25 @@ def output_tail(log_path: str, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _open_log() -> tuple[str, int]:
-    path = registry.logs_dir() / f"tb-{uuid.uuid4().hex[:12]}.log"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    return str(path), fd
+def new_log_path(kind: str) -> str:
+    return str(registry.logs_dir() / f"{kind}-{uuid.uuid4().hex[:12]}.log")
+
+
+def spawn_detached(argv: Sequence[str], log_path: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached, its stdout and stderr in a new 0600 log file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            close_fds=True,
+            env=env,
+            **detached_popen_kwargs(),  # type: ignore[arg-type]
+        )
+    finally:
+        os.close(fd)
 
 
 OWNER_VAR = "NBBOARD_OWNER"
@@ -156,23 +171,13 @@ def launch(
     if not bind_publicly:
         argv += ["--host", bind_host]
     argv += list(extra)
-    log_path, log_fd = _open_log()
+    log_path = new_log_path("tb")
     try:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            close_fds=True,
-            env=owner_env(),
-            **detached_popen_kwargs(),  # type: ignore[arg-type]
-        )
+        child = spawn_detached(argv, log_path, owner_env())
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(log_path)
         return ExecFailed(e, argv[0])
-    finally:
-        os.close(log_fd)
     started = time.time()
     try:
         created = psutil.Process(child.pid).create_time()

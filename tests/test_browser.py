@@ -145,6 +145,13 @@ mod.default.render({ model, el: document.getElementById("host") });
 </script></body></html>"""
 
 
+def _state(inst: nbboard.Instance, **overrides: object) -> dict:
+    """The synced state the kernel would send for a running board."""
+    state = {"status": "running", "port": inst.port, "pid": inst.pid, "logdir": inst.logdir, "height": 500}
+    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_url="")
+    return {**state, **overrides}
+
+
 def _harness(site: Path, name: str, state: dict, prelude: str = "") -> str:
     import json
 
@@ -169,17 +176,7 @@ def test_colab_contract_uses_the_kernel_port_proxy(
         f'  return "http://127.0.0.1:{colab_proxy.port}/";\n'
         "} } } };"
     )
-    state = {
-        "status": "running",
-        "port": inst.port,
-        "pid": inst.pid,
-        "logdir": inst.logdir,
-        "height": 500,
-        "started_at": inst.start_time,
-        "path_prefix": "",
-        "proxy_template": "",
-        "tunnel_url": "",
-    }
+    state = _state(inst)
     page_name = _harness(site, "colab.html", state, prelude)
     with chromium(tmp_path) as browser:
         page = browser.new_page()
@@ -197,17 +194,7 @@ def test_unreachable_board_says_what_to_do(
     inst = nbboard.start(str(demo_logs))
     base, site = static_site
     port = base.rsplit(":", 1)[1].strip("/")
-    state = {
-        "status": "running",
-        "port": inst.port,
-        "pid": inst.pid,
-        "logdir": inst.logdir,
-        "height": 500,
-        "started_at": inst.start_time,
-        "path_prefix": "",
-        "proxy_template": "",
-        "tunnel_url": "",
-    }
+    state = _state(inst)
     page_name = _harness(site, "remote.html", state)
     with chromium(tmp_path, ("--host-resolver-rules=MAP kernel.example 127.0.0.1",)) as browser:
         page = browser.new_page()
@@ -225,17 +212,7 @@ def test_proxy_template_from_the_environment_wins(
 ) -> None:
     inst = nbboard.start(str(demo_logs))
     base, site = static_site
-    state = {
-        "status": "running",
-        "port": inst.port,
-        "pid": inst.pid,
-        "logdir": inst.logdir,
-        "height": 500,
-        "started_at": inst.start_time,
-        "path_prefix": "",
-        "proxy_template": "http://127.0.0.1:%PORT%",
-        "tunnel_url": "",
-    }
+    state = _state(inst, proxy_template="http://127.0.0.1:%PORT%")
     page_name = _harness(site, "tpl.html", state)
     with chromium(tmp_path) as browser:
         page = browser.new_page()

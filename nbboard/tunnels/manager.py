@@ -148,20 +148,9 @@ def open_tunnel(
         "expires_at": expires_at,
     }
     registry.write_private(spec_file, json.dumps(spec))
-    log_path = str(home / "logs" / f"tunnel-{tag}.log")
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    log_path = launcher.new_log_path("tunnel")
     argv = [sys.executable, "-m", "nbboard.tunnels.helper", str(spec_file)]
-    try:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            env=env,
-            **launcher.detached_popen_kwargs(),  # type: ignore[arg-type]
-        )
-    finally:
-        os.close(log_fd)
+    child = launcher.spawn_detached(argv, log_path, env)
     info = TunnelInfo(
         provider=chosen,
         public_url="",

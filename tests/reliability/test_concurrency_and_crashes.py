@@ -72,6 +72,15 @@ def _orphans(root: Path) -> list[psutil.Process]:
     return out
 
 
+def _kill_and_count(logdir: Path, scenario: str, what: str, bad: int) -> None:
+    """`nbboard kill`, then count what is left: orphan processes and records must be 0, like ``bad``."""
+    nbboard.kill()
+    orphans = _orphans(logdir)
+    leftover_records = list(registry.boards_dir().glob("*.json"))
+    record(scenario, f"{bad} {what}, {len(orphans)} orphan processes, {len(leftover_records)} orphan records")
+    assert (bad, len(orphans), len(leftover_records)) == (0, 0, 0)
+
+
 def test_crash_loop_never_reuses_a_dead_board(isolated: Path, demo_logs: Path) -> None:
     reused_dead = 0
     previous = None
@@ -86,14 +95,12 @@ def test_crash_loop_never_reuses_a_dead_board(isolated: Path, demo_logs: Path) -
         previous = inst.pid
     final = nbboard.start(str(demo_logs))
     assert not final.reused
-    nbboard.kill()
-    orphans = _orphans(demo_logs)
-    leftover_records = list(registry.boards_dir().glob("*.json"))
-    record(
+    _kill_and_count(
+        demo_logs,
         f"crash loop: {CRASH_CYCLES} × start → SIGKILL TensorBoard → start",
-        f"{reused_dead} reuses of a dead board, {len(orphans)} orphan processes, {len(leftover_records)} orphan records",
+        "reuses of a dead board",
+        reused_dead,
     )
-    assert (reused_dead, len(orphans), len(leftover_records)) == (0, 0, 0)
 
 
 def test_starter_killed_mid_start(isolated: Path, demo_logs: Path) -> None:
@@ -115,12 +122,6 @@ def test_starter_killed_mid_start(isolated: Path, demo_logs: Path) -> None:
             broken += 1
         os.kill(inst.pid, signal.SIGKILL)  # and crash the board too, to leave the worst state each time
         psutil.Process(inst.pid).wait(5)
-    nbboard.kill()
-    time.sleep(0.5)
-    orphans = _orphans(demo_logs)
-    leftover_records = list(registry.boards_dir().glob("*.json"))
-    record(
-        f"crash loop: {cycles} × SIGKILL `nbboard start` mid-start → start",
-        f"{broken} unusable boards, {len(orphans)} orphan processes, {len(leftover_records)} orphan records",
+    _kill_and_count(
+        demo_logs, f"crash loop: {cycles} × SIGKILL `nbboard start` mid-start → start", "unusable boards", broken
     )
-    assert (broken, len(orphans), len(leftover_records)) == (0, 0, 0)
