@@ -74,6 +74,11 @@ class Board:
         if self.env == "kaggle":
             print(tunnel_hint(self.env))
 
+    def redisplay(self) -> None:
+        from IPython.display import display
+
+        self.handle = display(self.widget, display_id=True)
+
     def fail(self, message: str) -> None:
         if self.widget is None:
             return

@@ -22,6 +22,10 @@ class BoardMagics(Magics):
         ["auto", "ngrok", "localtunnel"], "auto", help="Provider for %board --tunnel when none is named."
     ).tag(config=True)
 
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
+
     @line_magic
     def board(self, line: str) -> None:
         """Start (or reuse) TensorBoard and show it inline. ``%board --help`` for options."""
@@ -82,29 +86,67 @@ class BoardMagics(Magics):
             note += f" (relative paths resolve against the kernel's working directory: {_cwd()})"
         if note:
             print(f"nbboard: {note}")
-        board = embed.Board(cmd.height or self.height, target.display) if cmd.display else None
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        height = cmd.height or self.height
+        # TensorBoard boots in its own process while this thread draws the board: the start runs
+        # in a worker, so importing and displaying the widget costs no extra wall time.
+        pool = ThreadPoolExecutor(max_workers=1)
+        pending = pool.submit(
+            api.start,
+            cmd.logdir,
+            port=cmd.port,
+            extra_args=cmd.extra,
+            timeout=cmd.timeout or self.start_timeout,
+            restart=cmd.restart,
+            logdir_spec=cmd.logdir_spec,
+        )
+        pool.shutdown(wait=False)
         try:
-            instance = api.start(
-                cmd.logdir,
-                port=cmd.port,
-                extra_args=cmd.extra,
-                timeout=cmd.timeout or self.start_timeout,
-                restart=cmd.restart,
-                logdir_spec=cmd.logdir_spec,
-            )
-        except NbboardError as e:
+            instance = pending.result(timeout=0.05)  # a reuse answers in a few ms
+        except FutureTimeout:
+            instance = None
+        board = None
+        if instance is not None:
+            board = self._show_fast(instance, height) if cmd.display else None
+        else:
+            board = embed.Board(height, target.display) if cmd.display else None
+            try:
+                instance = pending.result()
+            except NbboardError as e:
+                if board is not None:
+                    board.fail(str(e))
+                raise
             if board is not None:
-                board.fail(str(e))
-            raise
-        if board is None:
+                board.show(instance)
+                self._remember(instance, board)
+        if board is None and not cmd.display:
             from . import fmt
 
             print(fmt.started(instance))
             print(instance.url)
-        else:
-            board.show(instance)
         if cmd.tunnel is not None:
             self._open_tunnel(instance, cmd.tunnel, board)
+
+    def _show_fast(self, instance: Any, height: int) -> Any:
+        """Show a board that needed no waiting; a reused board re-displays its existing widget
+        (a new view of the same model: no new comm, no front-end code sent again)."""
+        from . import embed
+
+        known = self._boards.get(instance.pid)
+        if known is not None and known.widget.status == "running" and known.widget.comm is not None:
+            known.widget.height = height
+            known.redisplay()
+            return known
+        board = embed.Board(height, instance.logdir)
+        board.show(instance)
+        self._remember(instance, board)
+        return board
+
+    def _remember(self, instance: Any, board: Any) -> None:
+        if board.widget is not None:
+            self._boards[instance.pid] = board
 
     def _open_tunnel(self, instance: Any, provider: str, board: Any) -> None:
         from . import api

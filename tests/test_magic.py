@@ -44,9 +44,13 @@ def test_board_starts_shows_and_reuses(kernel: Kernel, demo_logs: Path) -> None:
     assert f"127.0.0.1:{inst.port}" in bundles[-1]["text/html"]  # the fallback for front ends without widgets
     assert state["height"] == 800
 
-    state2, _, _ = _board(kernel, f"--logdir {demo_logs}/ --height 500")
-    assert state2["pid"] == inst.pid and state2["height"] == 500
+    state2, bundles2, _ = _board(kernel, f"--logdir {demo_logs}/ --height 500")
+    # The live board is reused and its widget shown again (same model: no new comm, no JS re-sent).
+    view = "application/vnd.jupyter.widget-view+json"
+    assert bundles2[-1][view]["model_id"] == bundles[-1][view]["model_id"]
+    assert state2 == {"height": 500}
     assert len(tensorboards_serving(demo_logs)) == 1
+    assert [i.pid for i in nbboard.list()] == [inst.pid]
 
 
 def test_board_survives_a_kernel_restart_and_is_reused(kernel: Kernel, demo_logs: Path) -> None:
@@ -107,6 +111,7 @@ def test_python_variables_expand(kernel: Kernel, demo_logs: Path) -> None:
     kernel.text(f"where = {str(demo_logs)!r}")
     state, _, _ = _board(kernel, "--logdir $where")
     assert state["logdir"] == str(demo_logs)
+    kernel.text("%board kill")
     state, _, _ = _board(kernel, "--logdir {where}")
     assert state["logdir"] == str(demo_logs)
 

@@ -289,3 +289,56 @@ def test_board_tunnel_from_the_magic(lt: LocaltunnelServer, demo_logs: Path, tmp
         assert sorted(lt.get(state["tunnel_url"], "/data/runs", cookies=cookies).json()) == ["eval", "train"]
     finally:
         k.shutdown()
+
+
+FAKE_NGROK = Path(__file__).resolve().parent / "stubs" / "fake_ngrok.py"
+
+
+def test_ngrok_path_through_a_stand_in_agent(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ngrok's agent and cloud cannot run here: tests/stubs/fake_ngrok.py stands in for both (its docstring
+    says how). What is real: pyngrok driving it, nbboard's helper, gate and records, and the checks that the
+    token reaches the agent through its environment (never argv) and that the endpoint points at the gate."""
+    record_file = tmp_path / "agent.jsonl"
+    token = "2fakeTokenForTheStandInAgent_abcdefghijklmnop"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # pyngrok writes its default agent config under ~
+    monkeypatch.setenv("NBBOARD_NGROK_PATH", str(FAKE_NGROK))
+    monkeypatch.setenv("FAKE_NGROK_RECORD", str(record_file))
+    monkeypatch.setenv("NGROK_AUTHTOKEN", token)
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "using ngrok (auth token from NGROK_AUTHTOKEN)" in result.stderr
+    opened = json.loads(result.stdout)
+    assert opened["provider"] == "ngrok"
+    url = opened["url"]
+    calls = [json.loads(line) for line in record_file.read_text().splitlines()]
+    starts = [c for c in calls if "start" in c["argv"]]
+    assert starts and all(token not in " ".join(c["argv"]) for c in calls)
+    assert all(c["env_token"] for c in starts)
+    for proc in psutil.process_iter(["cmdline"]):
+        assert token not in " ".join(proc.info["cmdline"] or [])
+
+    (inst,) = nbboard.list()
+    base = url.split("?")[0].rstrip("/")
+    assert base == inst.tunnel.public_url.rstrip("/") and inst.tunnel.gate_port not in (0, inst.port)
+    import requests
+
+    assert requests.get(base + "/data/runs", timeout=10).status_code == 401  # the endpoint is the gate
+    s = requests.Session()
+    login = s.get(url, allow_redirects=False, timeout=10)
+    assert (
+        login.status_code == 302
+        and "Secure" in login.headers["Set-Cookie"]
+        and "SameSite=None" in login.headers["Set-Cookie"]
+    )
+    assert sorted(
+        requests.get(base + "/data/runs", headers={"Authorization": "Bearer " + _secret(url)}, timeout=10).json()
+    ) == ["eval", "train"]
+
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    agents = [p for p in helper.children(recursive=True) if "fake_ngrok" in " ".join(p.cmdline())]
+    assert agents
+    nbboard.kill()
+    gone, alive = psutil.wait_procs([helper, *agents], timeout=10)
+    assert alive == []

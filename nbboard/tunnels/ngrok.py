@@ -71,8 +71,12 @@ def connect(local_port: int) -> tuple[str, object]:
         raise TunnelError("pyngrok is not installed", "pip install pyngrok, or use --provider localtunnel") from None
     cfg = conf.PyngrokConfig(monitor_thread=False, log_event_callback=None)
     cfg.auth_token = None  # never on argv: the agent reads NGROK_AUTHTOKEN from its environment
+    if os.environ.get("NBBOARD_NGROK_PATH"):  # an ngrok agent already installed, instead of pyngrok's download
+        cfg.ngrok_path = os.environ["NBBOARD_NGROK_PATH"]
     try:
-        tunnel = ngrok.connect(f"127.0.0.1:{local_port}", "http", pyngrok_config=cfg)
+        # An explicit upstream URL: pyngrok turns addr "127.0.0.1:P" into "http://localhost:127.0.0.1:P"
+        # (caught by the stand-in agent test), and "localhost" may resolve to ::1, where the gate is not.
+        tunnel = ngrok.connect(pyngrok_config=cfg, upstream={"url": f"http://127.0.0.1:{local_port}"})
     except PyngrokNgrokInstallError as e:
         raise TunnelError(
             f"could not download the ngrok agent ({_first_line(e)})",
@@ -82,10 +86,7 @@ def connect(local_port: int) -> tuple[str, object]:
         raise TunnelError(f"ngrok failed: {_first_line(e)}", TOKEN_HELP if "auth" in str(e).lower() else "") from None
     except PyngrokError as e:
         raise TunnelError(f"ngrok failed: {_first_line(e)}") from None
-    url = str(tunnel.public_url)
-    if url.startswith("http://"):
-        url = "https://" + url[len("http://") :]
-    return url, tunnel
+    return str(tunnel.public_url), tunnel
 
 
 def _first_line(e: Exception) -> str:

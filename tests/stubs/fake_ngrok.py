@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""A stand-in for the ngrok agent and its cloud, because neither can be reached from here.
+
+It speaks just enough of the agent's contract for pyngrok: ``version``, and
+``start --none --log stdout`` printing the logfmt lines pyngrok waits for,
+then a local API where ``POST /api/endpoints`` opens an "endpoint": a
+forwarding listener on 127.0.0.1 standing in for the public URL. It writes
+its argv and whether it got NGROK_AUTHTOKEN from its environment to
+$FAKE_NGROK_RECORD, so tests can check how nbboard handed it the token.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def forwarder(upstream: str) -> ThreadingHTTPServer:
+    host, _, port = upstream.rpartition(":")
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _go(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            conn = http.client.HTTPConnection(host or "127.0.0.1", int(port), timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+            headers["X-Forwarded-Proto"] = "https"  # ngrok's edge terminates TLS
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_POST = _go
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    record = os.environ.get("FAKE_NGROK_RECORD")
+    if record:
+        with open(record, "a") as f:
+            f.write(json.dumps({"argv": sys.argv, "env_token": bool(os.environ.get("NGROK_AUTHTOKEN"))}) + "\n")
+    if args[:1] in (["version"], ["--version"]):
+        print("ngrok version 3.20.0")
+        return 0
+    if args[:1] != ["start"]:
+        return 0
+    if not os.environ.get("NGROK_AUTHTOKEN") and "--authtoken" not in args:
+        print(
+            't=2026-01-01T00:00:00+0000 lvl=eror msg="authentication failed: Usage of ngrok requires a verified account and authtoken." err="ERR_NGROK_4018"',
+            flush=True,
+        )
+        return 1
+    endpoints: dict[str, dict] = {}
+
+    class Api(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _json(self, code: int, data: object) -> None:
+            body = json.dumps(data).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            options = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if record:
+                with open(record, "a") as f:
+                    f.write(json.dumps({"argv": [], "env_token": True, "options": options}) + "\n")
+            upstream = (options.get("upstream") or {}).get("url") or options.get("addr")
+            server = forwarder(str(upstream).replace("http://", ""))
+            name = options.get("name") or f"ep{len(endpoints)}"
+            ep = {"id": name, "name": name, "uri": f"/api/endpoints/{name}", "url": f"http://127.0.0.1:{server.server_address[1]}",
+                  "upstream": {"url": upstream, "protocol": "http1"}, "proto": "https"}  # fmt: skip
+            endpoints[name] = ep
+            self._json(201, ep)
+
+        def do_GET(self) -> None:
+            self._json(200, {"endpoints": list(endpoints.values()), "tunnels": []})
+
+        def do_DELETE(self) -> None:
+            endpoints.pop(self.path.rsplit("/", 1)[-1], None)
+            self.send_response(204)
+            self.end_headers()
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    addr = f"127.0.0.1:{api.server_address[1]}"
+    print(
+        f't=2026-01-01T00:00:00+0000 lvl=info msg="starting web service" obj=web addr={addr} allow_hosts=[]', flush=True
+    )
+    print('t=2026-01-01T00:00:00+0000 lvl=info msg="client session established" obj=tunnels.session', flush=True)
+    print('t=2026-01-01T00:00:00+0000 lvl=info msg="tunnel session started" obj=tunnels.session', flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
