@@ -21,6 +21,7 @@ from tests.peers import LocaltunnelServer
 from tests.reliability.figures import record
 
 
+@pytest.mark.timeout(900)  # the --soak variant runs for 10 minutes
 def test_soak_through_a_dropping_tunnel(
     isolated: Path, demo_logs: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
