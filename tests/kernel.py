@@ -61,10 +61,6 @@ class Kernel:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
 
-    @property
-    def pid(self) -> int:
-        return self.km.provisioner.process.pid  # type: ignore[union-attr]
-
 
 def widget_bundles(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [

@@ -37,7 +37,9 @@ def test_start_serves_the_logdir_on_loopback_and_records_it_privately(isolated: 
     data = json.loads(record.read_text())
     assert data["pid"] == inst.pid and data["port"] == inst.port
     assert data["logdir"] == str(demo_logs)
-    assert data["argv"][-4:] == ["--port", "0", "--host", "127.0.0.1"][-4:] or "--host" in data["argv"]
+    argv = data["argv"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "0"
+    assert argv == psutil.Process(inst.pid).cmdline()
     assert data["create_time"] == pytest.approx(psutil.Process(inst.pid).create_time(), abs=0.5)
     assert data["version"] and data["state"] == "ready"
 

@@ -55,10 +55,8 @@ def test_board_starts_shows_and_reuses(kernel: Kernel, demo_logs: Path) -> None:
 
 def test_board_survives_a_kernel_restart_and_is_reused(kernel: Kernel, demo_logs: Path) -> None:
     state, _, _ = _board(kernel, f"--logdir {demo_logs}")
-    kernel_pid = kernel.pid
     kernel.restart()
-    assert kernel.pid != kernel_pid or not psutil.pid_exists(kernel_pid) or True
-    assert psutil.Process(state["pid"]).is_running()
+    assert psutil.Process(state["pid"]).is_running()  # TensorBoard outlived the kernel
     kernel.text("%load_ext nbboard")
     again, _, _ = _board(kernel, f"--logdir {demo_logs}")
     assert again["pid"] == state["pid"] and again["status"] == "running"
