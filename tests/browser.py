@@ -127,7 +127,7 @@ class ForwardingProxy:
     """A minimal reverse proxy on 127.0.0.1 to one upstream port: a stand-in for a hosted
     notebook's port proxy (Colab's proxyPort URLs), which cannot run here."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, extra_headers: dict[str, str] | None = None) -> None:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +143,7 @@ class ForwardingProxy:
                 body = self.rfile.read(length) if length else None
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                headers.update(extra_headers or {})
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()

@@ -64,40 +64,31 @@ def test_record_for_a_reused_pid_is_dropped_and_the_process_left_alone(
     assert not wrong_cmd.exists()
 
 
+def _record(**fields: object) -> str:
+    """A record in nbboard's format, with ``fields`` overridden."""
+    base = {
+        "schema": 1,
+        "pid": 1,
+        "create_time": 0,
+        "port": 1,
+        "logdir": "/",
+        "cache_key": "x",
+        "argv": [],
+        "start_time": 0,
+    }
+    return json.dumps({**base, **fields})
+
+
 def test_garbage_in_the_registry_is_skipped_reported_and_kept(
     isolated: Path, demo_logs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     boards = registry.boards_dir()
     outside = tmp_path / "outside.json"
-    outside.write_text(
-        json.dumps(
-            {
-                "schema": 1,
-                "pid": os.getpid(),
-                "create_time": 0,
-                "port": 1,
-                "logdir": "/",
-                "cache_key": "x",
-                "argv": [],
-                "start_time": 0,
-            }
-        )
-    )
+    outside.write_text(_record(pid=os.getpid()))
     junk = {
         "junk.json": b"\x00\xff not json",
         "truncated.json": b'{"schema": 1, "pid": 12',
-        "types.json": json.dumps(
-            {
-                "schema": 1,
-                "pid": "12",
-                "create_time": 0,
-                "port": 1,
-                "logdir": "/",
-                "cache_key": "x",
-                "argv": [],
-                "start_time": 0,
-            }
-        ).encode(),
+        "types.json": _record(pid="12").encode(),
         "list.json": b"[1, 2, 3]",
         "future.json": json.dumps({"schema": 99, "pid": 1, "whatever": True}).encode(),
         "huge.json": b"{" + b" " * (registry.MAX_RECORD_BYTES + 10) + b"}",

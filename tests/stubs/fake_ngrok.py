@@ -11,47 +11,21 @@ $FAKE_NGROK_RECORD, so tests can check how nbboard handed it the token.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.browser import ForwardingProxy  # noqa: E402
 
 
-def forwarder(upstream: str) -> ThreadingHTTPServer:
-    host, _, port = upstream.rpartition(":")
-
-    class Forward(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _go(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            conn = http.client.HTTPConnection(host or "127.0.0.1", int(port), timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-            headers["X-Forwarded-Proto"] = "https"  # ngrok's edge terminates TLS
-            conn.request(self.command, self.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            conn.close()
-
-        do_GET = do_POST = _go
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def forwarder(upstream: str) -> ForwardingProxy:
+    """The stand-in public endpoint: forwards to the upstream, as ngrok's edge does after TLS."""
+    return ForwardingProxy(int(upstream.rpartition(":")[2]), extra_headers={"X-Forwarded-Proto": "https"})
 
 
 def main() -> int:
@@ -93,7 +67,7 @@ def main() -> int:
             upstream = (options.get("upstream") or {}).get("url") or options.get("addr")
             server = forwarder(str(upstream).replace("http://", ""))
             name = options.get("name") or f"ep{len(endpoints)}"
-            ep = {"id": name, "name": name, "uri": f"/api/endpoints/{name}", "url": f"http://127.0.0.1:{server.server_address[1]}",
+            ep = {"id": name, "name": name, "uri": f"/api/endpoints/{name}", "url": f"http://127.0.0.1:{server.port}",
                   "upstream": {"url": upstream, "protocol": "http1"}, "proto": "https"}  # fmt: skip
             endpoints[name] = ep
             self._json(201, ep)
