@@ -28,6 +28,7 @@ from .errors import (
     UsageError,
 )
 from .registry import SOURCE_NBBOARD, SOURCE_TENSORBOARD, Instance, Skipped
+from .tunnels import lifecycle as tunnel_lifecycle
 
 
 @dataclass(frozen=True)
@@ -216,17 +217,17 @@ def _scan(prune: bool) -> tuple[Scan, list[_Checked]]:
             record = launcher.learn_port(record)
         inst, proc = liveness.check(record)
         tunnel = tunnels.pop(inst.pid, None)
-        if tunnel is not None and proc is not None and tunnel_lifecycle().helper_process(tunnel) is not None:
+        if tunnel is not None and proc is not None and tunnel_lifecycle.helper_process(tunnel) is not None:
             inst = dataclasses.replace(inst, tunnel=tunnel)
         elif tunnel is not None:
-            tunnel_lifecycle().stop_helper(tunnel)  # its helper or its board is gone
+            tunnel_lifecycle.stop_helper(tunnel)  # its helper or its board is gone
         if prune and inst.source == SOURCE_NBBOARD and inst.status == "stale" and proc is None:
             _forget(inst)
             pruned.append(inst)
             continue
         checked.append(_Checked(inst, proc))
     for orphan in tunnels.values():  # a tunnel whose board has no record any more
-        tunnel_lifecycle().stop_helper(orphan)
+        tunnel_lifecycle.stop_helper(orphan)
     skipped += tunnel_skipped
     checked.sort(key=lambda c: (c.instance.start_time, c.instance.pid))
     found = Scan(tuple(c.instance for c in checked), tuple(skipped + tb_skipped), tuple(pruned))
@@ -324,16 +325,10 @@ def _stop_and_forget(instance: Instance, proc: psutil.Process | None) -> None:
     _forget(instance)
 
 
-def tunnel_lifecycle():  # type: ignore[no-untyped-def]
-    from .tunnels import lifecycle
-
-    return lifecycle
-
-
 def _forget(instance: Instance) -> None:
     """Remove every trace of a board that is gone: record, log, tunnel, TensorBoard's info file."""
     if instance.tunnel is not None:
-        tunnel_lifecycle().stop_helper(instance.tunnel)
+        tunnel_lifecycle.stop_helper(instance.tunnel)
         launcher.remove_log_file(instance.tunnel.log_path)
     registry.remove(instance)
     if instance.source == SOURCE_NBBOARD:
@@ -414,15 +409,15 @@ def tunnel(
 
 
 def _running_board(port: int | None) -> Instance:
-    running = [i for i in list_instances() if i.status == "running"]
     if port is None:
-        if not running:
+        newest = newest_running()
+        if newest is None:
             raise NoSuchBoardError(
                 "no TensorBoard is running", "nbboard tunnel --logdir DIR starts one and opens a tunnel"
             )
-        return running[-1]
-    for inst in running:
-        if inst.port == port:
+        return newest
+    for inst in list_instances():
+        if inst.status == "running" and inst.port == port:
             return inst
     raise NoSuchBoardError(
         f"no TensorBoard of yours answers on port {port}",
@@ -436,7 +431,7 @@ def close_tunnels(port: int | None = None) -> list[Instance]:
     closed = []
     for inst in list_instances():
         if inst.tunnel is not None and (port is None or inst.port == port):
-            tunnel_lifecycle().stop_helper(inst.tunnel)
+            tunnel_lifecycle.stop_helper(inst.tunnel)
             launcher.remove_log_file(inst.tunnel.log_path)
             closed.append(inst)
     if port is not None and not closed:

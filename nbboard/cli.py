@@ -92,15 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(own)
         if args.command == "start":
             return cmd_start(
-                args.logdir or args.logdir_pos,
-                args.logdir_spec,
-                args.port,
-                extra,
-                args.timeout,
-                args.restart,
-                args.json,
-                args.logdir_pos,
-                args.logdir,
+                args.logdir, args.logdir_pos, args.logdir_spec, args.port, extra, args.timeout, args.restart, args.json
             )
         if extra and args.command not in ("demo", "tunnel"):
             raise NbboardError(
@@ -161,20 +153,20 @@ def _survey_note(logdir: str | None, logdir_spec: str | None) -> None:
 
 
 def cmd_start(
-    logdir: str | None,
+    logdir_opt: str | None,
+    logdir_pos: str | None,
     logdir_spec: str | None,
     port: str | None,
     extra: list[str],
     timeout: float | None,
     restart: bool,
     as_json: bool,
-    logdir_pos: str | None = None,
-    logdir_opt: str | None = None,
 ) -> int:
     from . import api
 
     if logdir_pos and logdir_opt and logdir_pos != logdir_opt:
         raise NbboardError(f"two logdirs given: {logdir_pos!r} and --logdir {logdir_opt!r}", "give one")
+    logdir = logdir_opt or logdir_pos
     if logdir is None and logdir_spec is None:
         raise NbboardError("no logdir given", "nbboard start --logdir DIR (the directory your training writes to)")
     _survey_note(logdir, logdir_spec)

@@ -44,12 +44,14 @@ class BoardWidget(anywidget.AnyWidget):
     tunnel_url = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
         kwargs.setdefault("proxy_template", os.environ.get("TENSORBOARD_PROXY_URL", ""))
         super().__init__(**kwargs)
         self.on_msg(self._on_front_end_msg)
 
     def show(self, instance: Instance) -> None:
         """Point the board at a running instance."""
+        self._url = instance.url
         with self.hold_sync():
             self.port = instance.port
             self.pid = instance.pid
@@ -101,7 +103,7 @@ class BoardWidget(anywidget.AnyWidget):
     def fallback_html(self) -> str:
         """What front ends without widgets show (nbconvert, some editors)."""
         if self.status == "running":
-            url = f"http://127.0.0.1:{self.port}/"
+            url = html.escape(self._url)
             return (
                 f'<div class="nbboard-fallback">TensorBoard for <code>{html.escape(self.logdir)}</code> on port {self.port} '
                 f'(pid {self.pid}): <a href="{url}" target="_blank">{url}</a></div>'
@@ -113,5 +115,5 @@ class BoardWidget(anywidget.AnyWidget):
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
         data = dict(data or {})
         data["text/html"] = self.fallback_html()
-        data["text/plain"] = f"TensorBoard {self.status} on port {self.port}: http://127.0.0.1:{self.port}/"
+        data["text/plain"] = f"TensorBoard {self.status} on port {self.port}: {self._url}"
         return data, meta
