@@ -1,7 +1,8 @@
 """Showing a board wherever the code runs: a widget in notebooks, a link in terminals.
 
-Reads instances; never starts or stops anything itself (the widget's Stop
-button goes through :func:`nbboard.api.kill`).
+Reads instances and never re-implements lifecycle: the widget's Stop and
+Close link buttons call :func:`nbboard.api.kill` and
+:func:`nbboard.api.close_tunnels`, handed to the widget as callbacks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import os
 import sys
 from typing import Any
 
-from .registry import Instance
+from .config import BoardConfig, get_default
+from .instance import Instance
 
 
 def environment() -> str:
@@ -56,7 +58,13 @@ class Board:
 
         from .widget import BoardWidget
 
-        self.widget = BoardWidget(height=height, logdir=logdir, status="starting", started_at=time.time())
+        self.widget = BoardWidget(
+            actions={"stop": self.stop, "close_tunnel": self.close_tunnel},
+            height=height,
+            logdir=logdir,
+            status="starting",
+            started_at=time.time(),
+        )
         self.handle = display(self.widget, display_id=True)
 
     def show(self, instance: Instance) -> None:
@@ -85,14 +93,52 @@ class Board:
         self.widget.fail(message)
         self._refresh()
 
+    def stop(self) -> None:
+        """Stop this board's TensorBoard (the widget's Stop button)."""
+        from . import api
+        from .errors import NbboardError
+
+        widget = self.widget
+        try:
+            report = api.kill(pid=widget.pid)
+            stopped = bool(report.stopped)
+            note = f"stopped TensorBoard on port {widget.port} (pid {widget.pid})" if stopped else "already stopped"
+        except NbboardError:
+            note = f"TensorBoard on port {widget.port} had already stopped"
+        with widget.hold_sync():
+            widget.note = note
+            widget.status = "stopped"
+
+    def close_tunnel(self) -> None:
+        """Close this board's public tunnel (the widget's Close link button); the board keeps running."""
+        from . import api
+        from .errors import NbboardError
+
+        widget = self.widget
+        try:
+            api.close_tunnels(port=widget.port)
+            widget.note = "closed the public link"
+        except NbboardError:
+            widget.note = "the public link was already closed"
+        widget.tunnel_url = ""
+
     def _refresh(self) -> None:
         """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too."""
         if self.handle is not None:
             self.handle.update(self.widget)
 
 
-def show(instance: Instance, height: int = 800) -> Board:
-    """Display an existing instance (``nbboard.display``)."""
-    board = Board(height, instance.logdir)
+def display(instance: Instance | None = None, height: int | None = None, config: BoardConfig | None = None) -> Board:
+    """Show ``instance`` (default: the newest running board) inline, or print its URL in a terminal."""
+    from . import api
+    from .errors import NoSuchBoardError
+
+    if instance is None:
+        instance = api.newest_running()
+        if instance is None:
+            raise NoSuchBoardError(
+                "no TensorBoard is running", "start one with nbboard.start('logs') or %board --logdir logs"
+            )
+    board = Board(height or (config or get_default()).height, instance.logdir)
     board.show(instance)
     return board

@@ -16,7 +16,7 @@ import pytest
 
 import nbboard
 from tests.browser import ForwardingProxy, JupyterServer, chromium
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BOARD_CELL = "%board --logdir nbboard-demo/logs --height 600"
 
