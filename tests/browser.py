@@ -166,3 +166,75 @@ class ForwardingProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class StaticSite:
+    """A plain HTTP server on 127.0.0.1 for a directory: the stand-in notebook pages."""
+
+    def __init__(self, root: Path) -> None:
+        import threading
+        from functools import partial
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.root = root
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# A notebook front end reduced to what board.js uses: anywidget's model API over a state dict.
+HARNESS = """<!doctype html><html><body>%(head)s<div id="host"></div><script type="module">
+%(prelude)s
+const state = %(state)s;
+const listeners = {};
+window.sent = [];
+const model = {
+  get: (k) => state[k],
+  set: (k, v) => { state[k] = v; (listeners["change:" + k] || []).forEach((f) => f()); },
+  on: (e, f) => { (listeners[e] = listeners[e] || []).push(f); },
+  off: () => {},
+  save_changes: () => {},
+  send: (m) => window.sent.push(m),
+};
+const mod = await import("./board.js");
+mod.default.render({ model, el: document.getElementById("host") });
+</script></body></html>"""
+
+
+def harness_page(site: Path, name: str, state: dict, prelude: str = "", head: str = "") -> str:
+    """Write a page that renders the shipped js/board.js for ``state``; returns its name."""
+    board_js = site / "board.js"
+    if not board_js.exists():
+        shutil.copy(Path(__file__).resolve().parent.parent / "js" / "board.js", board_js)
+    public = {k: v for k, v in state.items() if not k.startswith("_")}  # not the widget's own _esm/_css
+    (site / name).write_text(
+        HARNESS % {"state": json.dumps(public).replace("</", "<\\/"), "prelude": prelude, "head": head}
+    )
+    return name
+
+
+def board_state_from_kernel(cwd: Path, logdir: Path) -> dict:
+    """Run ``%board`` in a real kernel (started with this process's environment, as VS Code or Kaggle
+    would start it with theirs) and return the board widget's synced state, as its front end gets it."""
+    from tests.kernel import Kernel, widget_state
+
+    kernel = Kernel(cwd)
+    try:
+        kernel.text("%load_ext nbboard")
+        outs = kernel.run(f"%board --logdir {logdir}")
+        errors = [o for o in outs if o["type"] == "error"]
+        assert not errors, "\n".join(errors[0]["traceback"])
+        state = widget_state(outs)
+        assert state["status"] == "running", state
+        return state
+    finally:
+        kernel.shutdown()
