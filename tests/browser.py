@@ -100,27 +100,52 @@ class JupyterServer:
 
 
 @contextlib.contextmanager
-def chromium(tmp: Path, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def _chromium_env(tmp: Path) -> Iterator[dict[str, str]]:
     # Chromium writes its profile and caches under XDG dirs: keep them in the test's tmp, not under ~.
     # Its singleton socket lives in TMPDIR, whose path must stay short (a unix socket path limit).
     short_tmp = tempfile.mkdtemp(prefix="nbb-chr-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
-        "XDG_CACHE_HOME": str(tmp / "xdg-cache"),
-        "TMPDIR": short_tmp,
-    }
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], env=env)
-            try:
-                yield browser
-            finally:
-                browser.close()
+        yield {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
+            "XDG_CACHE_HOME": str(tmp / "xdg-cache"),
+            "TMPDIR": short_tmp,
+        }
     finally:
         shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def chromium(tmp: Path, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with _chromium_env(tmp) as env, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def chromium_allowing_third_party_storage(tmp: Path, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """A browser context whose profile lets cross-site iframes use their storage, as VS Code's Electron
+    webviews and browsers with default settings do. Debian's Chromium 156 blocks third-party storage by
+    default, and TensorBoard in a cross-site iframe then fails on localStorage ("Data could not be loaded")."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp / "chromium-profile"
+    (profile / "Default").mkdir(parents=True, exist_ok=True)
+    prefs = {"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}}
+    (profile / "Default" / "Preferences").write_text(json.dumps(prefs))
+    with _chromium_env(tmp) as env, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], env=env
+        )
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 class ForwardingProxy:
@@ -192,7 +217,7 @@ class StaticSite:
 
 
 # A notebook front end reduced to what board.js uses: anywidget's model API over a state dict.
-HARNESS = """<!doctype html><html><body>%(head)s<div id="host"></div><script type="module">
+HARNESS = """<!doctype html><html><head><link rel="stylesheet" href="board.css"></head><body>%(head)s<div id="host"></div><script type="module">
 %(prelude)s
 const state = %(state)s;
 const listeners = {};
@@ -212,9 +237,9 @@ mod.default.render({ model, el: document.getElementById("host") });
 
 def harness_page(site: Path, name: str, state: dict, prelude: str = "", head: str = "") -> str:
     """Write a page that renders the shipped js/board.js for ``state``; returns its name."""
-    board_js = site / "board.js"
-    if not board_js.exists():
-        shutil.copy(Path(__file__).resolve().parent.parent / "js" / "board.js", board_js)
+    for front_end in ("board.js", "board.css"):  # anywidget's _esm and _css
+        if not (site / front_end).exists():
+            shutil.copy(Path(__file__).resolve().parent.parent / "js" / front_end, site / front_end)
     public = {k: v for k, v in state.items() if not k.startswith("_")}  # not the widget's own _esm/_css
     (site / name).write_text(
         HARNESS % {"state": json.dumps(public).replace("</", "<\\/"), "prelude": prelude, "head": head}
