@@ -263,3 +263,116 @@ def board_state_from_kernel(cwd: Path, logdir: Path) -> dict:
         return state
     finally:
         kernel.shutdown()
+
+
+CHP = Path(__file__).resolve().parent / "peers" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+class JupyterHub:
+    """A real JupyterHub on 127.0.0.1: configurable-http-proxy from npm, a shared-password authenticator,
+    SimpleLocalProcessSpawner (no system users) and single-user JupyterLab servers at ``/user/<name>/``
+    with jupyter-server-proxy. Every state file lives under ``root``; single-user servers get ``env``."""
+
+    PASSWORD = "nbboard-hub-test"
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        if not CHP.exists():
+            subprocess.run(["bash", str(CHP.parents[2] / "install.sh")], check=True, timeout=600)
+        self.port, api_port, proxy_api_port = free_port(), free_port(), free_port()
+        self.root = root / "hub"
+        self.root.mkdir()
+        self.base = f"http://127.0.0.1:{self.port}/"
+        settings = self.root / "lab-settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+        user_env = {
+            "PATH": os.environ.get("PATH", ""),
+            "JUPYTERLAB_SETTINGS_DIR": str(self.root / "lab-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(self.root / "lab-workspaces"),
+            **env,
+        }
+        config = f"""
+c.JupyterHub.bind_url = "http://127.0.0.1:{self.port}/"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {api_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]
+c.ConfigurableHTTPProxy.pid_file = {str(self.root / "proxy.pid")!r}
+c.JupyterHub.db_url = "sqlite:///{self.root}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = {str(self.root / "cookie_secret")!r}
+c.JupyterHub.pid_file = {str(self.root / "jupyterhub.pid")!r}
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {self.PASSWORD!r}
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(self.root / "home" / "{username}")!r}
+c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = ["--allow-root", "--LabApp.expose_app_in_browser=True"]
+c.Spawner.default_url = "/lab"
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.start_timeout = c.Spawner.http_timeout = 120
+c.Spawner.environment = {user_env!r}
+"""
+        (self.root / "jupyterhub_config.py").write_text(config)
+        self.log = open(self.root / "jupyterhub.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
+            cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyterhub exited: {self.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                # The proxy answers 404 until the hub has added its route: wait for the hub itself.
+                if requests.get(self.base + "hub/api/", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"jupyterhub did not answer in 90 s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return (self.root / "jupyterhub.log").read_text(errors="replace")[-3000:]
+
+    def running(self) -> list[str]:
+        """Live processes of this hub: working under its root (hub, single-user servers, kernels) or its proxy."""
+        import psutil
+
+        found = []
+        for p in psutil.process_iter(["cmdline", "cwd", "status"]):
+            cmd = p.info["cmdline"] or []
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            ours = str(p.info["cwd"] or "").startswith(str(self.root))
+            proxy = any("configurable-http-proxy" in c for c in cmd) and str(self.port) in cmd
+            if ours or proxy:
+                found.append(" ".join(cmd))
+        return found
+
+    def stop(self) -> list[str]:
+        """SIGTERM the hub (it stops its proxy and single-user servers); returns what outlived it, killed."""
+        import signal
+
+        import psutil
+
+        try:
+            family = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        _, alive = psutil.wait_procs(family, timeout=15)
+        leftovers = []
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                leftovers.append(" ".join(p.cmdline()))
+                p.kill()
+        self.log.close()
+        return leftovers
