@@ -35,6 +35,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def lab_settings(root: Path) -> str:
+    """A JupyterLab settings dir without the "Jupyter news" toast (it covers part of the page and asks the network)."""
+    settings = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    return str(root / "lab-settings")
+
+
 class JupyterServer:
     """``jupyter lab`` on 127.0.0.1 with a token, its settings and runtime files under ``root``."""
 
@@ -42,15 +52,9 @@ class JupyterServer:
         self.port = free_port()
         self.token = os.urandom(16).hex()
         self.base = f"http://127.0.0.1:{self.port}/"
-        settings = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
-        settings.mkdir(parents=True)
-        # The "Jupyter news" toast would cover part of the page and asks the network.
-        (settings / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False})
-        )
         env = os.environ.copy()
         env.update(
-            JUPYTERLAB_SETTINGS_DIR=str(root / "lab-settings"),
+            JUPYTERLAB_SETTINGS_DIR=lab_settings(root),
             JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"),
             JUPYTER_RUNTIME_DIR=str(root / "jupyter-runtime"),
         )
@@ -148,14 +152,29 @@ def chromium_allowing_third_party_storage(tmp: Path, extra_args: tuple[str, ...]
             context.close()
 
 
-class ForwardingProxy:
+class _LoopbackServer:
+    """An HTTP server in a thread on 127.0.0.1, stopped by close()."""
+
+    def _serve(self, handler: object) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ForwardingProxy(_LoopbackServer):
     """A minimal reverse proxy on 127.0.0.1 to one upstream port: a stand-in for a hosted
     notebook's port proxy (Colab's proxyPort URLs), which cannot run here."""
 
     def __init__(self, upstream_port: int, extra_headers: dict[str, str] | None = None) -> None:
         import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -183,37 +202,22 @@ class ForwardingProxy:
 
             do_GET = do_POST = do_HEAD = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
-class StaticSite:
+class StaticSite(_LoopbackServer):
     """A plain HTTP server on 127.0.0.1 for a directory: the stand-in notebook pages."""
 
     def __init__(self, root: Path) -> None:
-        import threading
         from functools import partial
-        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import SimpleHTTPRequestHandler
 
         class Quiet(SimpleHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
                 pass
 
         self.root = root
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(partial(Quiet, directory=str(root)))
 
 
 # A notebook front end reduced to what board.js uses: anywidget's model API over a state dict.
@@ -282,14 +286,9 @@ class JupyterHub:
         self.root = root / "hub"
         self.root.mkdir()
         self.base = f"http://127.0.0.1:{self.port}/"
-        settings = self.root / "lab-settings" / "@jupyterlab" / "apputils-extension"
-        settings.mkdir(parents=True)
-        (settings / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False})
-        )
         user_env = {
             "PATH": os.environ.get("PATH", ""),
-            "JUPYTERLAB_SETTINGS_DIR": str(self.root / "lab-settings"),
+            "JUPYTERLAB_SETTINGS_DIR": lab_settings(self.root),
             "JUPYTERLAB_WORKSPACES_DIR": str(self.root / "lab-workspaces"),
             **env,
         }
