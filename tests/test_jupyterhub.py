@@ -33,8 +33,10 @@ def hub(isolated: Path, tmp_path: Path) -> Iterator[JupyterHub]:
     try:
         yield server
     finally:
-        api.kill()  # the boards are detached: they would outlive the hub
-        leftovers = server.stop()
+        try:
+            api.kill()  # the boards are detached: they would outlive the hub
+        finally:
+            leftovers = server.stop()
     assert not leftovers, f"processes outlived the hub: {leftovers}"
     assert server.running() == []  # no jupyterhub, node proxy, single-user server or kernel left
 
