@@ -335,7 +335,7 @@ c.Spawner.environment = {user_env!r}
     def log_tail(self) -> str:
         return (self.root / "jupyterhub.log").read_text(errors="replace")[-3000:]
 
-    def running(self) -> list[str]:
+    def processes(self) -> list[object]:
         """Live processes of this hub: working under its root (hub, single-user servers, kernels) or its proxy."""
         import psutil
 
@@ -347,8 +347,22 @@ c.Spawner.environment = {user_env!r}
             ours = str(p.info["cwd"] or "").startswith(str(self.root))
             proxy = any("configurable-http-proxy" in c for c in cmd) and str(self.port) in cmd
             if ours or proxy:
-                found.append(" ".join(cmd))
+                found.append(p)
         return found
+
+    def running(self) -> list[str]:
+        return [" ".join(p.info["cmdline"] or []) for p in self.processes()]  # type: ignore[attr-defined]
+
+    def listening(self) -> set[str]:
+        """The addresses this hub's processes listen on."""
+        import psutil
+
+        addresses = set()
+        for p in self.processes():
+            with contextlib.suppress(psutil.Error):
+                conns = p.net_connections("inet") if hasattr(p, "net_connections") else p.connections("inet")  # type: ignore[attr-defined]
+                addresses |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
+        return addresses
 
     def stop(self) -> list[str]:
         """SIGTERM the hub (it stops its proxy and single-user servers); returns what outlived it, killed."""
