@@ -55,7 +55,7 @@ def kernel_login() -> tuple[str, str]:
         import psutil
 
         with contextlib.suppress(psutil.Error, KeyError):
-            user = psutil.Process().username().rsplit("\\", 1)[-1]  # Windows: DOMAIN\\user
+            user = psutil.Process().username().rsplit("\\", 1)[-1]  # Windows: DOMAIN\user
     return user or "USER", socket.gethostname() or "HOST"
 
 
