@@ -44,6 +44,11 @@ class BoardWidget(anywidget.AnyWidget):
     note = traitlets.Unicode("").tag(sync=True)
     proxy_template = traitlets.Unicode("").tag(sync=True)
     tunnel_url = traitlets.Unicode("").tag(sync=True)
+    # Where the kernel runs, for a browser that cannot reach its loopback (set by embed.Board):
+    host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
+    kernel_user = traitlets.Unicode("").tag(sync=True)
+    kernel_host = traitlets.Unicode("").tag(sync=True)
+    remote_hint = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
 
     def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
