@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry
+from . import inputs, launcher, liveness, logdirs, procs, registry, standby
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -110,6 +110,7 @@ def start(
             bind_host=cfg.bind_host,
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
+            standby=standby.enabled(cfg),
         )
     return _launch_outcome(result, port)
 
@@ -234,6 +235,7 @@ def collect_garbage() -> list[Instance]:
     for orphan in orphan_tunnels.values():
         tunnel_lifecycle.stop_helper(orphan)
         registry.remove_log_file(orphan.log_path)
+    standby.collect_garbage()
     return pruned
 
 
@@ -299,6 +301,7 @@ def kill(
         _forget(c.instance)
     removed_logs = 0
     if everything:
+        standby.clear()
         for orphan in orphan_tunnels.values():
             tunnel_lifecycle.stop_helper(orphan)
             registry.remove_log_file(orphan.log_path)

@@ -43,6 +43,10 @@ class BoardConfig:
     height: int = 800
     #: Tunnel provider when none is named: "auto", "ngrok" or "localtunnel".
     tunnel_provider: str = "auto"
+    #: Keep a standby (TensorBoard imported ahead of time) for the next board; see nbboard.standby.
+    standby: bool = True
+    #: Seconds an unused standby waits before it exits by itself.
+    standby_idle: float = 600.0
 
 
 _default = BoardConfig()

@@ -1,0 +1,401 @@
+"""The standby: an interpreter with TensorBoard already imported, that becomes the next board.
+
+Most of a cold start (~0.7 s of ~1 s here) is TensorBoard importing itself and
+compressing its web assets, none of which depends on the logdir. A standby
+pays for that in the background, so the next start only hands it arguments.
+
+Its life:
+
+- :func:`ensure` spawns ``python -m nbboard.serve --nbboard-standby`` detached
+  and records it at once (state "starting"); a fresh key goes into a 0600 file
+  and reaches the process on its stdin, never on argv or in its environment.
+- The standby imports TensorBoard, listens on 127.0.0.1 (port 0) and records
+  itself "ready" with its port.
+- :func:`take`: a start proves it holds the key and the standby proves it
+  does too (HMAC over fresh nonces, both ways) before the start sends
+  TensorBoard's arguments, environment and working directory. The standby
+  stops listening and runs that board (:func:`nbboard.serve.run_tensorboard`)
+  in its own process; one hand-off per standby.
+- The start records the board (pid, creation time and the standby's own
+  command line, which names no logdir) and confirms; a hand-off nobody
+  confirms within a minute stops itself, so no board runs unrecorded.
+- Unused, it exits after ``idle_timeout``; ``nbboard kill`` stops it; a record
+  whose process is gone, or whose pid now belongs to another program, is
+  dropped and never used.
+
+Off with ``BoardConfig(standby=False)``, ``c.BoardMagics.standby = False`` or
+``NBBOARD_STANDBY=0``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from . import __version__, procs, registry, serve
+from .config import BoardConfig
+from .registry import StandbyRecord
+
+#: Set to 0 to never start or use a standby.
+ENV_SWITCH = "NBBOARD_STANDBY"
+#: Longest message either side reads; an environment is a few KiB.
+MAX_MESSAGE = 4 * 1024 * 1024
+#: How long one side waits for the other during a hand-off.
+HANDOFF_TIMEOUT = 3.0
+#: How long a board made from a standby waits for its starter to record it.
+CONFIRM_TIMEOUT = 60.0
+#: A standby this close to its idle exit is left alone.
+IDLE_MARGIN = 5.0
+
+
+@dataclass
+class Handoff:
+    """A standby that accepted a board's arguments; the starter records it, then confirms."""
+
+    record: StandbyRecord
+    sock: socket.socket
+
+    def confirm(self) -> None:
+        """The board is recorded: the standby may keep running it."""
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"recorded\n")
+        self.close()
+
+    def close(self) -> None:
+        """Without a confirmation first, the board stops itself."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# The starter's side
+
+
+def enabled(config: BoardConfig) -> bool:
+    """May a standby be started or used? Off by configuration, by NBBOARD_STANDBY=0, or when
+    NBBOARD_TENSORBOARD names another command (a standby runs this interpreter's TensorBoard)."""
+    if not config.standby:
+        return False
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return not os.environ.get("NBBOARD_TENSORBOARD")
+
+
+def ensure(config: BoardConfig) -> StandbyRecord | None:
+    """Start a standby unless one is alive (ready or still importing); returns it, or None if off.
+
+    Runs in a background thread of the kernel: never raises.
+    """
+    try:
+        if not enabled(config):
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            return None
+        registry.ensure_home()
+        with registry.lock("standby", timeout=30):
+            for record in _live():
+                return record
+            return _spawn(config.standby_idle)
+    except Exception:  # noqa: BLE001 - a standby is an optimisation; the next start simply runs cold
+        return None
+
+
+def _spawn(idle: float) -> StandbyRecord:
+    key = secrets.token_hex(32)
+    key_file = registry.ensure_home() / "secrets" / f"standby-{uuid.uuid4().hex[:12]}.key"
+    registry.write_private(key_file, key)
+    log_path = registry.new_log_path("tb")
+    argv = [*serve.command(), serve.STANDBY_FLAG, "--idle", f"{idle:g}"]
+    try:
+        child = procs.spawn_detached(argv, log_path, serve.child_env(procs.owner_env()), stdin=subprocess.PIPE)
+    except OSError:
+        with contextlib.suppress(OSError):
+            key_file.unlink()
+        registry.remove_log_file(log_path)
+        raise
+    try:
+        created = procs.create_time(child.pid)
+    except Exception:  # noqa: BLE001 - it died at once: record nothing, leave nothing
+        created = 0.0
+    record = StandbyRecord(
+        pid=child.pid,
+        create_time=created,
+        argv=tuple(argv),
+        python=sys.executable,
+        version=__version__,
+        start_time=int(time.time()),
+        idle_timeout=idle,
+        secret_file=str(key_file),
+        log_path=log_path,
+    )
+    try:
+        record = registry.write_standby(record)
+        assert child.stdin is not None
+        child.stdin.write(key.encode() + b"\n")  # only after the record exists: the standby updates it
+        child.stdin.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            procs.terminate_tree(psutil.Process(child.pid))
+        registry.remove_standby(record)
+        registry.remove_log_file(log_path)
+        raise
+    return record
+
+
+def _live() -> list[StandbyRecord]:
+    """Standby records whose process is the recorded one (ready or starting), newest first."""
+    records, _ = registry.read_standbys()
+    alive = [r for r in records if procs.find_launched(r.pid, r.create_time, r.argv)[0] is not None]
+    return sorted(alive, key=lambda r: r.start_time, reverse=True)
+
+
+def usable(record: StandbyRecord) -> str:
+    """Why this start may not use ``record`` ("" if it may)."""
+    if record.state != "ready" or not record.port:
+        return "still importing TensorBoard"
+    if record.python != sys.executable:
+        return f"runs {record.python}, not {sys.executable}"
+    if record.version != __version__:
+        return f"spawned by nbboard {record.version}"
+    if time.time() > record.start_time + record.idle_timeout - IDLE_MARGIN:
+        return "about to exit idle"
+    proc, why = procs.find_launched(record.pid, record.create_time, record.argv)
+    return why if proc is None else ""
+
+
+def take(args: Sequence[str], env: dict[str, str], cwd: str) -> Handoff | None:
+    """Hand TensorBoard's ``args`` to a ready standby; None (and no side effect) if there is none.
+
+    The caller records the board (pid, create_time and argv of the returned
+    record) and then calls :meth:`Handoff.confirm`.
+    """
+    try:
+        records, _ = registry.read_standbys()
+    except Exception:  # noqa: BLE001 - an unreadable registry is reported by the start itself
+        return None
+    for record in sorted(records, key=lambda r: r.start_time, reverse=True):
+        if usable(record):
+            continue
+        key = _read_key(record.secret_file)
+        if not key:
+            continue
+        payload = json.dumps({"args": list(args), "env": env, "cwd": cwd})
+        sock = _handshake(record.port, key, payload)
+        if sock is not None:
+            return Handoff(record, sock)
+    return None
+
+
+def forget(record: StandbyRecord) -> None:
+    """Drop a standby's record and key once its process is a recorded board (or gone)."""
+    registry.remove_standby(record)
+
+
+def _handshake(port: int, key: str, payload: str) -> socket.socket | None:
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=HANDOFF_TIMEOUT)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        ours = secrets.token_hex(16)
+        _send(sock, {"hello": ours})
+        reply = _receive(reader)
+        theirs = str(reply.get("nonce", ""))
+        if not theirs or not hmac.compare_digest(str(reply.get("proof", "")), _mac(key, "standby", ours, theirs)):
+            raise ValueError("the standby did not prove it holds the key")
+        _send(sock, {"proof": _mac(key, "starter", theirs, payload), "payload": payload})
+        if _receive(reader).get("ok") is not True:
+            raise ValueError("the standby refused")
+        reader.close()
+        return sock
+    except (OSError, ValueError):
+        sock.close()
+        return None
+
+
+def _read_key(path: str) -> str:
+    """The key in a 0600 file of ours (no symlink, no other owner), "" if it is not one."""
+    if not path:
+        return ""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return ""
+    try:
+        st = os.fstat(fd)
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+            return ""
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# kill and garbage
+
+
+def clear() -> list[StandbyRecord]:
+    """Stop every standby of this registry and drop every standby record; returns those stopped."""
+    records, _ = registry.read_standbys()
+    stopped = []
+    alive = []
+    for record in records:
+        proc, _ = procs.find_launched(record.pid, record.create_time, record.argv)
+        if proc is not None:
+            alive.append(proc)
+            stopped.append(record)
+    procs.terminate_trees(alive)
+    for record in records:
+        registry.remove_standby(record)
+        registry.remove_log_file(record.log_path)
+    return stopped
+
+
+def collect_garbage() -> None:
+    """Drop records of standbys that are gone, or whose pid now belongs to another program."""
+    with contextlib.suppress(Exception):
+        records, _ = registry.read_standbys()
+        for record in records:
+            if procs.find_launched(record.pid, record.create_time, record.argv)[0] is None:
+                registry.remove_standby(record)
+                registry.remove_log_file(record.log_path)
+
+
+# ---------------------------------------------------------------------------
+# The standby's side (runs in ``python -m nbboard.serve --nbboard-standby``)
+
+
+def run(args: Sequence[str]) -> int:
+    """Import TensorBoard, wait for one hand-off (or the idle timeout), then run that board."""
+    idle = float(args[args.index("--idle") + 1]) if "--idle" in args else 600.0
+    deadline = time.monotonic() + idle
+    program = serve.prepare(warm=True)
+    key = sys.stdin.readline().strip()  # written by the spawner once it has recorded this process
+    path = registry.standby_path(os.getpid())
+    try:
+        mine = registry.decode(StandbyRecord, registry.read_trusted_json(path), str(path))
+    except ValueError:
+        return 0  # the spawner died before recording this process: nobody may use it
+    if not key:
+        return 0
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        registry.write_standby(dataclasses.replace(mine, state="ready", port=listener.getsockname()[1]))
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                registry.remove_standby(mine)
+                registry.remove_log_file(mine.log_path)
+                return 0
+            listener.settimeout(left)
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                continue
+            job = _serve_handshake(conn, key)
+            if job is not None:
+                break
+            conn.close()
+    _await_confirmation(conn)
+    _become(job)
+    return serve.run_tensorboard(job["args"], program)
+
+
+def _serve_handshake(conn: socket.socket, key: str) -> dict[str, Any] | None:
+    """The job a genuine starter sends, or None for anything else (junk, a wrong key, a slow peer)."""
+    try:
+        conn.settimeout(HANDOFF_TIMEOUT)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = conn.makefile("rb")
+        theirs = str(_receive(reader).get("hello", ""))
+        if not theirs:
+            return None
+        ours = secrets.token_hex(16)
+        _send(conn, {"proof": _mac(key, "standby", theirs, ours), "nonce": ours})
+        message = _receive(reader)
+        payload = str(message.get("payload", ""))
+        if not hmac.compare_digest(str(message.get("proof", "")), _mac(key, "starter", ours, payload)):
+            return None
+        job = json.loads(payload)
+        if not (
+            isinstance(job, dict)
+            and isinstance(job.get("args"), list)
+            and all(isinstance(a, str) for a in job["args"])
+            and isinstance(job.get("env"), dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in job["env"].items())
+            and isinstance(job.get("cwd"), str)
+        ):
+            return None
+        _send(conn, {"ok": True})
+        return job
+    except (OSError, ValueError):
+        return None
+
+
+def _await_confirmation(conn: socket.socket) -> None:
+    """Stop this board if its starter does not confirm it recorded it (it died, or gave up)."""
+    import signal
+    import threading
+
+    def wait() -> None:
+        try:
+            conn.settimeout(CONFIRM_TIMEOUT)
+            confirmed = conn.makefile("rb").readline(64).strip() == b"recorded"
+        except OSError:
+            confirmed = False
+        finally:
+            conn.close()
+        if not confirmed:
+            print("nbboard: the start that took this standby did not record it; stopping", flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, daemon=True, name="nbboard-confirm").start()
+
+
+def _become(job: dict[str, Any]) -> None:
+    """Take the starter's environment and working directory, as a freshly launched board would have."""
+    import tempfile
+
+    os.environ.clear()
+    os.environ.update(job["env"])
+    tempfile.tempdir = None  # gettempdir() caches; TensorBoard's info file follows TMPDIR
+    with contextlib.suppress(OSError):
+        os.chdir(job["cwd"])
+
+
+def _mac(key: str, *parts: str) -> str:
+    return hmac.new(key.encode(), "\0".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _receive(reader: Any) -> dict[str, Any]:
+    line = reader.readline(MAX_MESSAGE + 1)
+    if not line.endswith(b"\n"):
+        raise ValueError("no complete message")
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError("not a message")
+    return message
