@@ -49,6 +49,20 @@ class BoardConfig:
     standby_idle: float = 600.0
 
 
+#: Set to 0 to never start or use a standby, whatever the configuration says.
+STANDBY_SWITCH = "NBBOARD_STANDBY"
+
+
+def standby_wanted(config: BoardConfig) -> bool:
+    """Is the standby on? ``config.standby``, unless NBBOARD_STANDBY=0 (or false/no/off), or
+    NBBOARD_TENSORBOARD names another command (a standby runs this interpreter's TensorBoard)."""
+    if not config.standby:
+        return False
+    if os.environ.get(STANDBY_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return not os.environ.get("NBBOARD_TENSORBOARD")
+
+
 _default = BoardConfig()
 
 

@@ -6,9 +6,9 @@ so that nbboard can act from inside TensorBoard's own process:
 - as the data server's parent, it sets ``TCP_NODELAY`` on the data server's
   sockets (:mod:`nbboard.nodelay`) the moment TensorBoard has started it, which
   removes the ~40 ms delayed-ACK stall from every dashboard request;
-- ``python -m nbboard.serve --nbboard-standby`` is the standby
-  (:mod:`nbboard.standby`): TensorBoard imported ahead of time, waiting for
-  the arguments of the next board;
+- the standby (``python -m nbboard.standby``) prepares TensorBoard the same
+  way ahead of time and then runs the next board's arguments through
+  :func:`run_tensorboard`;
 - :data:`MIDDLEWARES` wrap TensorBoard's WSGI app (e.g. a watchdog that notes
   the time of each request).
 
@@ -18,6 +18,7 @@ exit codes, same ``%tensorboard`` info file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,7 +31,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 #: app and returns an app; add one before :func:`run_tensorboard` runs.
 MIDDLEWARES: list[Callable[[WSGIApp], WSGIApp]] = []
 
-STANDBY_FLAG = "--nbboard-standby"
 #: The line the board prints when TensorBoard's main returns or exits; the launcher reads the code back.
 EXIT_PREFIX = "nbboard: TensorBoard exited with code "
 #: Set once TensorBoard builds its server, which stops the early TCP_NODELAY watcher.
@@ -78,10 +78,17 @@ def prepare(warm: bool = False) -> Any:
     from tensorboard import default, main_lib, program
 
     main_lib.global_init()
-    _poll_port_file_promptly()
-    tensorboard = program.TensorBoard(plugins=default.get_plugins(), server_class=_make_server)
+    plugins = default.get_plugins()
+    try:
+        tensorboard = program.TensorBoard(plugins=plugins, server_class=_make_server)
+    except TypeError:  # a TensorBoard without server factories: plain TensorBoard, no hooks
+        return program.TensorBoard(plugins=plugins)
+    # The hooks below only save time: if this TensorBoard is shaped differently, it runs as it is.
+    with contextlib.suppress(Exception):
+        _poll_port_file_promptly()
     if warm:
-        warm_assets(tensorboard.assets_zip_provider)
+        with contextlib.suppress(Exception):
+            warm_assets(tensorboard.assets_zip_provider)
     return tensorboard
 
 
@@ -203,7 +210,11 @@ def _make_server(wsgi_app: WSGIApp, flags: Any) -> Any:
 
     for started in _STARTED:
         started.set()  # the early watcher's work is done or moot: this pass covers every socket
-    print(nodelay.apply_to_children().line(), flush=True)
+    try:
+        outcome = nodelay.apply_to_children()
+    except Exception as e:  # noqa: BLE001 - never let the optimisation stop the board
+        outcome = nodelay.Outcome(False, f"{type(e).__name__}: {e}")
+    print(outcome.line(), flush=True)
     return program.create_port_scanning_werkzeug_server(wrap(wsgi_app), flags)
 
 
@@ -239,12 +250,7 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == [STANDBY_FLAG]:
-        from . import standby
-
-        return standby.run(args[1:])
-    return run_tensorboard(args)
+    return run_tensorboard(list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ pays for that in the background, so the next start only hands it arguments.
 
 Its life:
 
-- :func:`ensure` spawns ``python -m nbboard.serve --nbboard-standby`` detached
+- :func:`ensure` spawns ``python -m nbboard.standby`` detached
   and records it at once (state "starting"); a fresh key goes into a 0600 file
   and reaches the process on its stdin, never on argv or in its environment.
 - The standby imports TensorBoard, listens on 127.0.0.1 (port 0) and records
@@ -48,11 +48,9 @@ from typing import Any
 import psutil
 
 from . import __version__, procs, registry, serve
-from .config import BoardConfig
+from .config import BoardConfig, standby_wanted
 from .registry import StandbyRecord
 
-#: Set to 0 to never start or use a standby.
-ENV_SWITCH = "NBBOARD_STANDBY"
 #: Longest message either side reads; an environment is a few KiB.
 MAX_MESSAGE = 4 * 1024 * 1024
 #: How long one side waits for the other during a hand-off.
@@ -61,6 +59,11 @@ HANDOFF_TIMEOUT = 3.0
 CONFIRM_TIMEOUT = 60.0
 #: A standby this close to its idle exit is left alone.
 IDLE_MARGIN = 5.0
+#: A start waits for a standby still importing TensorBoard if it was spawned less than this many seconds ago.
+STARTING_WAIT = 10.0
+#: A standby still importing after this many seconds is broken: ensure() replaces it.
+STARTING_LIMIT = 60.0
+STARTING = "still importing TensorBoard"
 
 
 @dataclass
@@ -87,13 +90,8 @@ class Handoff:
 
 
 def enabled(config: BoardConfig) -> bool:
-    """May a standby be started or used? Off by configuration, by NBBOARD_STANDBY=0, or when
-    NBBOARD_TENSORBOARD names another command (a standby runs this interpreter's TensorBoard)."""
-    if not config.standby:
-        return False
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return not os.environ.get("NBBOARD_TENSORBOARD")
+    """May a standby be started or used? (See :func:`nbboard.config.standby_wanted`.)"""
+    return standby_wanted(config)
 
 
 def ensure(config: BoardConfig) -> StandbyRecord | None:
@@ -110,8 +108,12 @@ def ensure(config: BoardConfig) -> StandbyRecord | None:
             return None
         registry.ensure_home()
         with registry.lock("standby", timeout=30):
-            for record in _live():
-                return record
+            for record, proc in _live():
+                if record.state == "ready" or time.time() < record.start_time + STARTING_LIMIT:
+                    return record
+                procs.terminate_tree(proc)  # stuck importing for a minute: replace it
+                registry.remove_standby(record)
+                registry.remove_log_file(record.log_path)
             return _spawn(config.standby_idle)
     except Exception:  # noqa: BLE001 - a standby is an optimisation; the next start simply runs cold
         return None
@@ -122,7 +124,7 @@ def _spawn(idle: float) -> StandbyRecord:
     key_file = registry.ensure_home() / "secrets" / f"standby-{uuid.uuid4().hex[:12]}.key"
     registry.write_private(key_file, key)
     log_path = registry.new_log_path("tb")
-    argv = [*serve.command(), serve.STANDBY_FLAG, "--idle", f"{idle:g}"]
+    argv = [sys.executable, "-m", "nbboard.standby", "--idle", f"{idle:g}"]
     try:
         child = procs.spawn_detached(argv, log_path, serve.child_env(procs.owner_env()), stdin=subprocess.PIPE)
     except OSError:
@@ -159,17 +161,21 @@ def _spawn(idle: float) -> StandbyRecord:
     return record
 
 
-def _live() -> list[StandbyRecord]:
+def _live() -> list[tuple[StandbyRecord, psutil.Process]]:
     """Standby records whose process is the recorded one (ready or starting), newest first."""
     records, _ = registry.read_standbys()
-    alive = [r for r in records if procs.find_launched(r.pid, r.create_time, r.argv)[0] is not None]
-    return sorted(alive, key=lambda r: r.start_time, reverse=True)
+    alive = []
+    for record in sorted(records, key=lambda r: r.start_time, reverse=True):
+        proc = procs.find_launched(record.pid, record.create_time, record.argv)[0]
+        if proc is not None:
+            alive.append((record, proc))
+    return alive
 
 
 def usable(record: StandbyRecord) -> str:
-    """Why this start may not use ``record`` ("" if it may)."""
+    """Why this start may not use ``record`` ("" if it may; :data:`STARTING` if it may soon)."""
     if record.state != "ready" or not record.port:
-        return "still importing TensorBoard"
+        return STARTING
     if record.python != sys.executable:
         return f"runs {record.python}, not {sys.executable}"
     if record.version != __version__:
@@ -183,24 +189,44 @@ def usable(record: StandbyRecord) -> str:
 def take(args: Sequence[str], env: dict[str, str], cwd: str) -> Handoff | None:
     """Hand TensorBoard's ``args`` to a ready standby; None (and no side effect) if there is none.
 
-    The caller records the board (pid, create_time and argv of the returned
-    record) and then calls :meth:`Handoff.confirm`.
+    A standby still importing TensorBoard (a start right after ``%load_ext``)
+    is waited for: it is ready sooner than a cold start would be, and a cold
+    start beside it would share the CPU with it. The caller records the board
+    (pid, create_time and argv of the returned record) and then calls
+    :meth:`Handoff.confirm`.
     """
-    try:
-        records, _ = registry.read_standbys()
-    except Exception:  # noqa: BLE001 - an unreadable registry is reported by the start itself
-        return None
-    for record in sorted(records, key=lambda r: r.start_time, reverse=True):
-        if usable(record):
-            continue
-        key = _read_key(record.secret_file)
-        if not key:
-            continue
-        payload = json.dumps({"args": list(args), "env": env, "cwd": cwd})
-        sock = _handshake(record.port, key, payload)
-        if sock is not None:
-            return Handoff(record, sock)
-    return None
+    payload = json.dumps({"args": list(args), "env": env, "cwd": cwd})
+    tried: set[int] = set()
+    while True:
+        try:
+            records, _ = registry.read_standbys()
+        except Exception:  # noqa: BLE001 - an unreadable registry is reported by the start itself
+            return None
+        pending = False
+        for record in sorted(records, key=lambda r: r.start_time, reverse=True):
+            if record.pid in tried:
+                continue
+            why = usable(record)
+            if why == STARTING:
+                pending = pending or _worth_waiting_for(record)
+                continue
+            tried.add(record.pid)
+            if why:
+                continue
+            key = _read_key(record.secret_file)
+            sock = _handshake(record.port, key, payload) if key else None
+            if sock is not None:
+                return Handoff(record, sock)
+        if not pending:
+            return None
+        time.sleep(0.01)
+
+
+def _worth_waiting_for(record: StandbyRecord) -> bool:
+    """A standby still importing, spawned recently enough to be ready before a cold start would be."""
+    if time.time() > record.start_time + STARTING_WAIT:
+        return False
+    return procs.find_launched(record.pid, record.create_time, record.argv)[0] is not None
 
 
 def forget(record: StandbyRecord) -> None:
@@ -281,7 +307,7 @@ def collect_garbage() -> None:
 
 
 # ---------------------------------------------------------------------------
-# The standby's side (runs in ``python -m nbboard.serve --nbboard-standby``)
+# The standby's side (runs in ``python -m nbboard.standby``)
 
 
 def run(args: Sequence[str]) -> int:
@@ -297,32 +323,92 @@ def run(args: Sequence[str]) -> int:
         return 0  # the spawner died before recording this process: nobody may use it
     if not key:
         return 0
+    door = _Door(key)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         registry.write_standby(dataclasses.replace(mine, state="ready", port=listener.getsockname()[1]))
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                registry.remove_standby(mine)
-                registry.remove_log_file(mine.log_path)
-                return 0
-            listener.settimeout(left)
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                continue
-            job = _serve_handshake(conn, key)
-            if job is not None:
-                break
+        if not door.wait(listener, deadline):
+            registry.remove_standby(mine)
+            registry.remove_log_file(mine.log_path)
+            return 0
+    assert door.job is not None and door.conn is not None
+    _await_confirmation(door.conn)
+    _become(door.job)
+    return serve.run_tensorboard(door.job["args"], program)
+
+
+class _Door:
+    """The standby's listener. Each caller is heard in its own thread, so a slow or hostile one
+    delays nobody; the first genuine hand-off wins and the door closes."""
+
+    MAX_CALLERS = 16
+
+    def __init__(self, key: str) -> None:
+        import threading
+
+        self.key = key
+        self.job: dict[str, Any] | None = None
+        self.conn: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._callers = threading.BoundedSemaphore(self.MAX_CALLERS)
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def wait(self, listener: socket.socket, deadline: float) -> bool:
+        """Hear callers until one hands off (True) or the idle deadline passes (False)."""
+        import selectors
+        import threading
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while self.job is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for key, _ in selector.select(left):
+                    if key.fileobj is not listener:
+                        continue
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    if not self._callers.acquire(blocking=False):
+                        conn.close()  # too many callers at once: none of them is a start waiting for us
+                        continue
+                    threading.Thread(target=self._hear, args=(conn,), daemon=True).start()
+        return True
+
+    def _hear(self, conn: socket.socket) -> None:
+        import threading
+
+        # A caller trickling bytes would hold this thread forever: its whole hand-off gets a deadline.
+        cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(conn,))
+        cutoff.start()
+        try:
+            job = _serve_handshake(conn, self.key, self._claim)
+        finally:
+            cutoff.cancel()
+            self._callers.release()
+        if job is None:
             conn.close()
-    _await_confirmation(conn)
-    _become(job)
-    return serve.run_tensorboard(job["args"], program)
+
+    def _claim(self, job: dict[str, Any], conn: socket.socket) -> bool:
+        with self._lock:
+            if self.job is not None:
+                return False
+            self.job, self.conn = job, conn
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"!")
+        return True
 
 
-def _serve_handshake(conn: socket.socket, key: str) -> dict[str, Any] | None:
-    """The job a genuine starter sends, or None for anything else (junk, a wrong key, a slow peer)."""
+def _hang_up(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def _serve_handshake(conn: socket.socket, key: str, claim: Any) -> dict[str, Any] | None:
+    """The job a genuine starter sends, once ``claim(job, conn)`` accepted it; None for anything else
+    (junk, a wrong key, a slow peer, a second start after the first)."""
     try:
         conn.settimeout(HANDOFF_TIMEOUT)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -346,7 +432,10 @@ def _serve_handshake(conn: socket.socket, key: str) -> dict[str, Any] | None:
             and isinstance(job.get("cwd"), str)
         ):
             return None
-        _send(conn, {"ok": True})
+        if not claim(job, conn):
+            _send(conn, {"ok": False, "why": "taken by another start"})
+            return None
+        _send(conn, {"ok": True})  # if this fails the start falls back, never confirms, and the board stops itself
         return job
     except (OSError, ValueError):
         return None
@@ -399,3 +488,7 @@ def _receive(reader: Any) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError("not a message")
     return message
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))
