@@ -254,4 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module, not this __main__ copy: what others add to nbboard.serve (MIDDLEWARES) must count.
+    from nbboard import serve
+
+    sys.exit(serve.main())

@@ -313,7 +313,6 @@ def collect_garbage() -> None:
 def run(args: Sequence[str]) -> int:
     """Import TensorBoard, wait for one hand-off (or the idle timeout), then run that board."""
     idle = float(args[args.index("--idle") + 1]) if "--idle" in args else 600.0
-    deadline = time.monotonic() + idle
     program = serve.prepare(warm=True)
     key = sys.stdin.readline().strip()  # written by the spawner once it has recorded this process
     path = registry.standby_path(os.getpid())
@@ -324,6 +323,7 @@ def run(args: Sequence[str]) -> int:
     if not key:
         return 0
     door = _Door(key)
+    deadline = time.monotonic() + idle  # idle from the moment it is ready
     with socket.create_server(("127.0.0.1", 0)) as listener:
         registry.write_standby(dataclasses.replace(mine, state="ready", port=listener.getsockname()[1]))
         if not door.wait(listener, deadline):
@@ -491,4 +491,6 @@ def _receive(reader: Any) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    from nbboard import standby  # the importable module, not this __main__ copy
+
+    sys.exit(standby.run(sys.argv[1:]))
