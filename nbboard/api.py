@@ -111,6 +111,7 @@ def start(
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
             standby=standby.enabled(cfg),
+            standby_hook=cfg.standby_hook,
         )
     return _launch_outcome(result, port)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -47,6 +48,9 @@ class BoardConfig:
     standby: bool = True
     #: Seconds an unused standby waits before it exits by itself.
     standby_idle: float = 600.0
+    #: Not a setting: called before a launch looks for a standby (the magic uses it to hurry the
+    #: standby it is about to start, so that a start right after ``%load_ext`` waits for it).
+    standby_hook: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 #: Set to 0 to never start or use a standby, whatever the configuration says.

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ def launch(
     path_prefix: str = "",
     bind_publicly: bool = False,
     standby: bool = False,
+    standby_hook: Callable[[], None] | None = None,
 ) -> LaunchResult:
     """Start TensorBoard and wait for its HTTP API.
 
@@ -126,6 +127,8 @@ def launch(
     )
     ours = list(command) == serve.command()
     if standby and ours:
+        if standby_hook is not None:
+            standby_hook()
         result = _launch_from_standby(args, template, timeout)
         if result is not None:
             return result

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .config import BoardConfig
 
 
+#: Seconds a standby waits after ``%load_ext`` (or a stop) before it starts, unless a start needs it sooner.
+STANDBY_DELAY = 0.5
+
+
 @magics_class
 class BoardMagics(Magics):
     height = traitlets.Int(800, help="Height of the inline board, in pixels.").tag(config=True)
@@ -36,6 +40,7 @@ class BoardMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
+        self._standby: tuple[Any, Any] | None = None  # (thread, hurry event) of a standby being prepared
 
     @line_magic
     def board(self, line: str) -> None:
@@ -86,10 +91,17 @@ class BoardMagics(Magics):
             tunnel_provider=self.tunnel_provider,
             standby=self.standby,
             standby_idle=self.standby_idle,
+            standby_hook=self._hurry_standby,
         )
 
     def prepare_standby(self) -> None:
-        """Start a standby in the background, unless turned off or one is there (never slows the caller)."""
+        """Start a standby in the background, unless turned off or one is there.
+
+        The work (imports, registry, spawning) waits :data:`STANDBY_DELAY` so that
+        it shares no CPU with the cell that loaded the extension, unless a
+        launch needs it sooner (:meth:`_hurry_standby`, called by the launcher
+        only when no running board can be reused).
+        """
         from .config import standby_wanted
 
         config = self.board_config()
@@ -97,12 +109,25 @@ class BoardMagics(Magics):
             return
         import threading
 
+        hurry = threading.Event()
+
         def ensure() -> None:
+            hurry.wait(STANDBY_DELAY)
             from . import standby
 
             standby.ensure(config)
 
-        threading.Thread(target=ensure, name="nbboard-standby", daemon=True).start()
+        thread = threading.Thread(target=ensure, name="nbboard-standby", daemon=True)
+        thread.start()
+        self._standby = (thread, hurry)
+
+    def _hurry_standby(self) -> None:
+        """A start is coming: let a pending standby be recorded first, so the start can wait for it."""
+        if self._standby is not None:
+            thread, hurry = self._standby
+            hurry.set()
+            thread.join(timeout=30)
+            self._standby = None
 
     def _redisplay(self, height: int) -> None:
         from . import api, embed

@@ -326,6 +326,18 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
         kernel.shutdown()
 
 
+def test_a_board_right_after_load_ext_is_the_standby(isolated: Path, demo_logs: Path, tmp_path: Path) -> None:
+    """ "Run all": the standby %load_ext prepares is hurried and waited for, not raced by a second TensorBoard."""
+    kernel = Kernel(tmp_path)
+    try:
+        outputs = kernel.run(f"%load_ext nbboard\n%board --logdir {demo_logs}")
+        assert widget_state(outputs)["status"] == "running"
+        (inst,) = nbboard.list()
+        assert inst.record.from_standby and [p.pid for p in tensorboards_serving(demo_logs)] == [inst.pid]
+    finally:
+        kernel.shutdown()
+
+
 def test_kill_clears_the_standby(isolated: Path) -> None:
     ready = _ready_standby()
     result = nbboard_cli("kill")
