@@ -23,6 +23,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# An installed nbboard has its bytecode compiled (pip does it); so does this checkout, and its kernels may use it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+import compileall  # noqa: E402
+
+compileall.compile_dir(str(ROOT / "nbboard"), quiet=1)
+
 WORK = Path(tempfile.mkdtemp(prefix="nbb-bench-"))
 os.environ["NBBOARD_HOME"] = str(WORK / "home")
 os.environ["TMPDIR"] = str(WORK / "tmp")

@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from . import liveness, nodelay, procs, registry, serve, standby
+from . import liveness, procs, registry, serve
 from .registry import BoardRecord
 
 #: "TensorBoard 2.21.0 at http://127.0.0.1:41235/ (Press CTRL+C to quit)"
@@ -171,6 +171,8 @@ def _launch(command: Sequence[str], args: Sequence[str], template: BoardRecord, 
 
 def _launch_from_standby(args: Sequence[str], template: BoardRecord, timeout: float) -> LaunchResult | None:
     """The board a standby became, or None (nothing done) when no standby took the arguments."""
+    from . import standby  # only a launch needs it: a reused board's start stays light
+
     handoff = standby.take(args, procs.owner_env(), os.getcwd())
     if handoff is None:
         return None
@@ -242,6 +244,8 @@ def _wait_ready(exited: Any, record: BoardRecord, timeout: float, nodelay_expect
 
 def _with_nodelay(record: BoardRecord, expected: bool) -> BoardRecord:
     """``record`` with what the board said about TCP_NODELAY on its data server (see nbboard.nodelay)."""
+    from . import nodelay
+
     if not expected:
         note = record.nodelay_note or "NBBOARD_TENSORBOARD runs another command than nbboard's entry point"
         return dataclasses.replace(record, nodelay=False, nodelay_note=note)

@@ -8,6 +8,7 @@ Options are configurable in the IPython config, e.g.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .config import BoardConfig
 
 
-#: Seconds a standby waits after ``%load_ext`` (or a stop) before it starts, unless a start needs it sooner.
+#: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
 STANDBY_DELAY = 0.5
 
 
@@ -40,7 +41,7 @@ class BoardMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
-        self._standby: tuple[Any, Any] | None = None  # (thread, hurry event) of a standby being prepared
+        self._standby: tuple[Any, Any] | None = None  # (hurry, recorded) events of a standby being prepared
 
     @line_magic
     def board(self, line: str) -> None:
@@ -94,13 +95,15 @@ class BoardMagics(Magics):
             standby_hook=self._hurry_standby,
         )
 
-    def prepare_standby(self) -> None:
+    def prepare_standby(self, warm_display: bool = False) -> None:
         """Start a standby in the background, unless turned off or one is there.
 
-        The work (imports, registry, spawning) waits :data:`STANDBY_DELAY` so that
-        it shares no CPU with the cell that loaded the extension, unless a
-        launch needs it sooner (:meth:`_hurry_standby`, called by the launcher
-        only when no running board can be reused).
+        The work waits :data:`STANDBY_DELAY`, so that it shares no CPU with the
+        cell that loaded the extension, unless a launch needs it sooner
+        (:meth:`_hurry_standby`, called by the launcher only when no running
+        board can be reused). With ``warm_display`` the same thread then imports
+        what drawing a board needs (the widget stack, ~0.1 s), so that the first
+        ``%board`` after a pause does not wait for it.
         """
         from .config import standby_wanted
 
@@ -110,23 +113,29 @@ class BoardMagics(Magics):
         import threading
 
         hurry = threading.Event()
+        recorded = threading.Event()
 
-        def ensure() -> None:
+        def work() -> None:
             hurry.wait(STANDBY_DELAY)
-            from . import standby
+            try:
+                from . import standby
 
-            standby.ensure(config)
+                standby.ensure(config)
+            finally:
+                recorded.set()
+            if warm_display:
+                with contextlib.suppress(Exception):  # the cell that needs it imports it again and reports
+                    from . import api, embed, fmt, logdirs, magic_args, widget  # noqa: F401
 
-        thread = threading.Thread(target=ensure, name="nbboard-standby", daemon=True)
-        thread.start()
-        self._standby = (thread, hurry)
+        threading.Thread(target=work, name="nbboard-standby", daemon=True).start()
+        self._standby = (hurry, recorded)
 
     def _hurry_standby(self) -> None:
-        """A start is coming: let a pending standby be recorded first, so the start can wait for it."""
+        """A launch is coming: let a pending standby be recorded first, so that the launch can wait for it."""
         if self._standby is not None:
-            thread, hurry = self._standby
+            hurry, recorded = self._standby
             hurry.set()
-            thread.join(timeout=30)
+            recorded.wait(timeout=30)
             self._standby = None
 
     def _redisplay(self, height: int) -> None:
@@ -256,7 +265,7 @@ def register(ipython: Any) -> None:
     magics = BoardMagics(ipython)
     ipython.register_magics(magics)
     _registered[id(ipython)] = magics
-    magics.prepare_standby()
+    magics.prepare_standby(warm_display=True)
 
 
 def unregister(ipython: Any) -> None:
