@@ -118,16 +118,17 @@ def chart(figures: dict[str, Any]) -> None:
         return figures.get(key, {}).get("value")
 
     startup = [
-        ("first board of a session", "standby_floor", "standby_first"),
-        ("cold start (no standby)", "cold_floor", "cold_nbboard"),
-        ("re-display after restart", "restart_tensorboard", "restart_board"),
+        ("first board of a session\n(vs bare TensorBoard)", "standby_floor", "standby_first"),
+        ("cold start, no standby\n(vs bare TensorBoard)", "cold_floor", "cold_nbboard"),
+        ("re-display after restart,\nRun all (vs %tensorboard)", "restart_tensorboard", "restart_board"),
+        ("re-display after restart,\none by one (vs %tensorboard)", "restart_tensorboard_step", "restart_board_step"),
     ]
     startup = [(label, value(a), value(b)) for label, a, b in startup if value(a) and value(b)]
     data = value("data_p50") or {}
     panels = [p for p in (startup, data) if p]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.6 * len(panels), 4.4), squeeze=False)
     ours, theirs = "#e8710a", "#7f8c99"
     axis = iter(axes[0])
     if startup:
@@ -143,7 +144,7 @@ def chart(figures: dict[str, Any]) -> None:
         ax.set_xlabel("seconds until the board answers (median)")
         ax.set_xlim(0, max(max(s[1], s[2]) for s in startup) * 1.45)
         ax.set_title("Start-up")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
     if data:
         ax = next(axis)
         sizes = sorted(data, key=int)
@@ -158,7 +159,7 @@ def chart(figures: dict[str, Any]) -> None:
         ax.set_xticks(list(xs), [f"{s} points" for s in sizes])
         ax.set_ylabel("ms per scalars request (p50)")
         ax.set_title("Dashboard data")
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.suptitle("nbboard vs TensorBoard on the same machine, same run (lower is better)", fontsize=10)
     fig.tight_layout()
     CHART.parent.mkdir(exist_ok=True)

@@ -633,6 +633,8 @@ def bench_restart(runs: int, steps: int, reps: int) -> None:
     )
     FIGURES["restart_tensorboard"] = med(("%tensorboard", "run all"))
     FIGURES["restart_board"] = med(("%board", "run all"))
+    FIGURES["restart_tensorboard_step"] = med(("%tensorboard", "one by one"))
+    FIGURES["restart_board_step"] = med(("%board", "one by one"))
 
 
 def profile_redisplay(logdir: Path) -> Path:

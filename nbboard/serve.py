@@ -88,7 +88,7 @@ def prepare(warm: bool = False) -> Any:
         _poll_port_file_promptly()
     if warm:
         with contextlib.suppress(Exception):
-            warm_assets(tensorboard.assets_zip_provider)
+            warm_assets(tensorboard.assets_zip_provider, background=True)
     return tensorboard
 
 
@@ -156,41 +156,59 @@ def _poll_port_file_promptly() -> None:
         server_ingester.time = _PromptSleep(time)
 
 
-def warm_assets(provider: Callable[[], Any] | None) -> bool:
-    """Compress TensorBoard's web assets now rather than when a board starts; True if it could.
+def warm_assets(provider: Callable[[], Any] | None, background: bool = False) -> bool:
+    """Compress TensorBoard's web assets ahead of a board's start; True if the routes will come from them.
 
     TensorBoard's core plugin re-reads its 14 MB of web assets from the zip and
     gzips each file every time it starts (~0.3 s here). Nothing in that depends
-    on the arguments, so the standby does it while it waits; the board then
-    builds the same routes from the same bytes (``_gzip`` writes mtime 0, so
-    they are identical). Any other assets provider takes TensorBoard's own path.
-    Returns False, changing nothing, if this TensorBoard is not shaped as expected.
+    on the arguments, so the standby does it while it waits, in the
+    ``background`` (zlib runs outside the GIL): a board handed over before it
+    is done waits for it, which is never longer than compressing itself. The
+    board then builds the same routes from the same bytes (``_gzip`` writes
+    mtime 0, so they are identical). Any other assets provider takes
+    TensorBoard's own path. Returns False, changing nothing, if this
+    TensorBoard is not shaped as expected.
     """
     import functools
+    import threading
     import zipfile
 
     from tensorboard.plugins.core import core_plugin
 
     plugin = core_plugin.CorePlugin
-    if provider is None or not all(
-        callable(getattr(plugin, name, None)) for name in ("get_resource_apps", "_serve_index", "_serve_asset")
+    gzip = getattr(core_plugin, "_gzip", None)
+    if (
+        provider is None
+        or not callable(gzip)
+        or not all(callable(getattr(plugin, n, None)) for n in ("get_resource_apps", "_serve_index", "_serve_asset"))
     ):
         return False
-    gzip = getattr(core_plugin, "_gzip", None)
-    if not callable(gzip):
-        return False
-    with provider() as fp, zipfile.ZipFile(fp) as zip_:
-        table = {path: zip_.read(path) for path in zip_.namelist()}
-    if "index.html" not in table:
-        return False
-    table = {path: data if path == "index.html" else gzip(data) for path, data in table.items()}
+    done = threading.Event()
+    built: dict[str, bytes] = {}
+
+    def build() -> None:
+        try:
+            with provider() as fp, zipfile.ZipFile(fp) as zip_:
+                for path in zip_.namelist():
+                    data = zip_.read(path)
+                    built[path] = data if path == "index.html" else gzip(data)
+        except Exception:  # noqa: BLE001 - TensorBoard's own path then reports whatever is wrong
+            built.clear()
+        finally:
+            if "index.html" not in built:
+                built.clear()
+            done.set()
+
     original = plugin.get_resource_apps
 
     def get_resource_apps(self: Any) -> dict[str, Any]:
         if getattr(self, "_assets_zip_provider", None) is not provider:
             return original(self)
+        done.wait()
+        if not built:
+            return original(self)
         apps = {}
-        for path, data in table.items():
+        for path, data in built.items():
             if path == "index.html":
                 apps["/" + path] = functools.partial(self._serve_index, data)
             else:
@@ -199,7 +217,11 @@ def warm_assets(provider: Callable[[], Any] | None) -> bool:
         return apps
 
     plugin.get_resource_apps = get_resource_apps
-    return True
+    if background:
+        threading.Thread(target=build, name="nbboard-assets", daemon=True).start()
+        return True
+    build()
+    return bool(built)
 
 
 def _make_server(wsgi_app: WSGIApp, flags: Any) -> Any:

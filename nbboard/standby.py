@@ -134,7 +134,7 @@ def _spawn(idle: float) -> StandbyRecord:
         raise
     try:
         created = procs.create_time(child.pid)
-    except Exception:  # noqa: BLE001 - it died at once: record nothing, leave nothing
+    except Exception:  # noqa: BLE001 - it died at once: its record never proves a process, and is collected
         created = 0.0
     record = StandbyRecord(
         pid=child.pid,
@@ -162,10 +162,12 @@ def _spawn(idle: float) -> StandbyRecord:
 
 
 def _live() -> list[tuple[StandbyRecord, psutil.Process]]:
-    """Standby records whose process is the recorded one (ready or starting), newest first."""
+    """Standby records for this interpreter and nbboard whose process is the recorded one (ready or
+    starting), newest first. Another interpreter's standby is left alone: it serves its own starts."""
     records, _ = registry.read_standbys()
     alive = []
-    for record in sorted(records, key=lambda r: r.start_time, reverse=True):
+    mine = [r for r in records if r.python == sys.executable and r.version == __version__]
+    for record in sorted(mine, key=lambda r: r.start_time, reverse=True):
         proc = procs.find_launched(record.pid, record.create_time, record.argv)[0]
         if proc is not None:
             alive.append((record, proc))
