@@ -135,7 +135,7 @@ class BoardMagics(Magics):
         if self._standby is not None:
             hurry, recorded = self._standby
             hurry.set()
-            recorded.wait(timeout=30)
+            recorded.wait(timeout=5)  # an optimisation: never hold a start up for long
             self._standby = None
 
     def _redisplay(self, height: int) -> None:
