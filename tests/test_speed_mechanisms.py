@@ -169,6 +169,27 @@ def test_board_interpreter_finds_nbboard_without_pythonpath(
     assert serve.child_env({})["PYTHONPATH"].split(os.pathsep)[-1] == root
 
 
+HIDE_NBBOARD = """
+import sys
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "nbboard" or name.startswith("nbboard."):
+            raise ModuleNotFoundError("No module named 'nbboard'", name="nbboard")
+sys.meta_path.insert(0, _Hide())
+"""
+
+
+def test_a_board_interpreter_without_nbboard_runs_plain_tensorboard(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board's interpreter cannot import nbboard at all: the start falls back to TensorBoard's own entry point."""
+    _sitecustomize(tmp_path, monkeypatch, HIDE_NBBOARD)
+    inst = nbboard.start(str(demo_logs), config=BoardConfig(standby=False))
+    assert inst.record.argv[1:3] == ("-m", "tensorboard.main") and len(_scalars(inst)) == 50
+    assert inst.record.nodelay is False and "not importable" in inst.record.nodelay_note
+    assert [p.pid for p in tensorboards_serving(demo_logs)] == [inst.pid]
+
+
 MIDDLEWARE = """
 import nbboard.serve as s
 def stamp(app):
