@@ -472,7 +472,7 @@ def bench_rss(logdir: Path) -> None:
             f"| tunnel helper (auth gate + localtunnel client), 400 requests through a loopback localtunnel server | {peak / 2**20:.0f} MiB |",
             f"| for scale: TensorBoard + its data server | {tb_rss / 2**20:.0f} MiB |",
             "",
-            "nbboard starts no other long-lived process: boards are plain TensorBoard processes; the CLI and the magic exit or return.",
+            "Beside boards (TensorBoard processes), nbboard keeps at most one other long-lived process: the standby (see its own section for its memory), which becomes the next board or exits after 10 idle minutes; the CLI and the magic exit or return.",
         ],
         key="rss",
     )
