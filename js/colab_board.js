@@ -116,7 +116,9 @@
           "div",
           { class: "nbboard-hint" },
           "To see it in the notebook, allow third-party cookies for this site (in Chrome: the eye icon in the " +
-            "address bar), then press Reload. If the tab does not load either, run %board --tunnel for a protected public link.",
+            "address bar), then press Reload. If the tab does not load either, run ",
+          el("code", {}, "%board --tunnel"),
+          " for a protected public link.",
         ),
       );
     }
@@ -135,21 +137,31 @@
       else explainBlocked(url);
     }
 
+    function note(text) {
+      const old = root.querySelector(".nbboard-note");
+      if (old) old.remove();
+      body.before(el("div", { class: "nbboard-message nbboard-note" }, `nbboard: ${text}`));
+    }
+
+    // Runs a button in the kernel; the answer is the board's new markup, or why nothing happened.
     async function act(action, button) {
       button.disabled = true;
+      let answer = null;
       try {
         const reply = await kernel.invokeFunction(cfg.callback, [cfg.view, action], {});
-        const answer = reply && reply.data && reply.data["application/json"];
-        if (!answer) throw new Error("the kernel gave no answer");
-        if (answer.error) throw new Error(answer.error);
-        if (answer.html) replace(root, answer.html);
-        return answer;
+        answer = (reply && reply.data && reply.data["application/json"]) || { error: "the kernel gave no answer" };
       } catch (e) {
+        const why = e && e.message ? e.message : String(e);
+        answer = { error: `the kernel did not run this button (${why}). If the runtime restarted, run the cell again.` };
+      }
+      if (answer.html) {
+        replace(root, answer.html);
+      } else {
         button.disabled = false;
         badge.textContent = cfg.status;
-        body.prepend(el("div", { class: "nbboard-message nbboard-note" }, `nbboard: ${e && e.message ? e.message : e}`));
-        return null;
+        if (answer.error) note(answer.error);
       }
+      return answer;
     }
 
     const stopButton = $(".nbboard-stop");

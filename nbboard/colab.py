@@ -134,12 +134,14 @@ class ColabView(traitlets.HasTraits):
         parts = [
             f'<div class="nbboard nbboard-colab" data-state="{_e(self.status)}">',
             _header(self, elapsed),
+            _note(self),
             f'<div class="nbboard-body">{_body(self, elapsed)}</div>',
             f'<script type="application/json" class="nbboard-config">{_script_json(config)}</script>',
             "</div>",
         ]
         if script:
-            parts.insert(0, f"<style>{_static('board.css').read_text()}</style>")
+            hidden = ".nbboard-colab [hidden] { display: none !important; }"  # over board.css's display rules
+            parts.insert(0, f"<style>{_static('board.css').read_text()}\n{hidden}</style>")
             parts.append(f"<script>{_front_end()}</script>")
         return "".join(parts)
 
@@ -212,6 +214,13 @@ def _body(view: ColabView, elapsed: float) -> str:
     if status == "stopped":
         return _message("stopped", _e(view.note or f"TensorBoard on port {view.port} was stopped."))
     return _message("stale", _e(view.note or f"TensorBoard is {status}."))
+
+
+def _note(view: ColabView) -> str:
+    """What the last button did, above a live board (a stopped one says it in its body)."""
+    if not view.note or view.status != "running":
+        return ""
+    return f'<div class="nbboard-message nbboard-note">nbboard: {_e(view.note)}</div>'
 
 
 def _message(kind: str, text: str, extra: str = "") -> str:

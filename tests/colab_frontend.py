@@ -12,9 +12,10 @@ Faked, and how:
     proxy to that port on loopback under yet another site (``http://kernelport.test:Q/``), as Colab's
     answers with its port proxy's; ``invokeFunction(name, args, kwargs)`` posts to the page, which asks this
     server, which runs the registered callback in the kernel through jupyter_client and hands back the
-    result's display data (``{data, metadata}``), as Colab's front end does. ``accessAllowed`` is true (an
-    output of the current session).
-Chromium reaches the three sites through ``--host-resolver-rules`` (:attr:`ColabFrontEnd.chromium_args`).
+    result's display data (``{data, metadata}``), as Colab's front end does. ``accessAllowed`` is true for
+    outputs made while the page is open and false for those it found when it loaded, as for outputs saved
+    in a notebook (Colab lets those reach neither the kernel nor its ports).
+Chromium reaches the three sites through ``--host-resolver-rules`` (:meth:`ColabFrontEnd.chromium_args`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,13 @@ PAGE = """<!doctype html><html><head><title>Colab stand-in</title><style>
 </style></head><body><div id="cells"></div><script>
 const FRAME_ORIGIN = "http://%(frame_host)s:%(port)s";
 const SANDBOX = "%(sandbox)s";
+const saved = new Set();  // outputs already there when the page loaded: saved in the notebook
+let loaded = false;
 async function poll() {
   try {
     const state = await (await fetch("/state")).json();
+    if (!loaded) state.cells.forEach((outputs, c) => outputs.forEach((_o, i) => saved.add(`${c}/${i}`)));
+    loaded = true;
     state.cells.forEach((outputs, c) => {
       let cell = document.getElementById(`cell-${c}`);
       if (!cell) {
@@ -68,7 +73,7 @@ async function poll() {
           }
           if (node.dataset.version !== String(out.version)) {  // update_display_data: render again, in place
             node.dataset.version = String(out.version);
-            node.src = `${FRAME_ORIGIN}/frame/${c}/${i}?v=${out.version}`;
+            node.src = `${FRAME_ORIGIN}/frame/${c}/${i}?v=${out.version}&saved=${saved.has(`${c}/${i}`) ? 1 : 0}`;
           }
         } else {
           if (!node) {
@@ -120,7 +125,7 @@ FRAME = """<!doctype html><html><head><meta charset="utf-8"><script>
     else resolve(event.data.result);
   });
   window.google = { colab: { kernel: {
-    accessAllowed: true,
+    accessAllowed: %(access)s,
     proxyPort: (port, options) => call("proxyport", { port, options }).then((r) => r.url),
     invokeFunction: (name, args, kwargs) => call("invoke", { name, args, kwargs }),
   } } };
@@ -140,6 +145,7 @@ class ColabFrontEnd(_LoopbackServer):
         self.cells: list[list[dict[str, Any]]] = []  # what each executed cell shows, in order
         self.messages: list[list[dict[str, Any]]] = []  # the kernel's outputs for each cell, as sent
         self.invocations: list[dict[str, Any]] = []  # invokeFunction calls, as the kernel got them
+        self.proxy_calls: list[int] = []  # proxyPort calls, by port
         self.proxies: dict[int, ForwardingProxy] = {}
         self._kernel_lock = threading.Lock()  # one request at a time, as Colab queues them
         self._lock = threading.Lock()
@@ -166,7 +172,8 @@ class ColabFrontEnd(_LoopbackServer):
                 elif path == "/state":
                     self._send(200, json.dumps(front.state()))
                 elif m := re.fullmatch(r"/frame/(\d+)/(\d+)", path):
-                    self._send(200, front.frame(int(m[1]), int(m[2])), "text/html")
+                    saved = "saved=1" in self.path.partition("?")[2].split("&")
+                    self._send(200, front.frame(int(m[1]), int(m[2]), saved), "text/html")
                 else:
                     self._send(404, "{}")
 
@@ -189,10 +196,10 @@ class ColabFrontEnd(_LoopbackServer):
     def url(self) -> str:
         return f"http://{PAGE_HOST}:{self.port}/"
 
-    @property
-    def chromium_args(self) -> tuple[str, ...]:
-        rules = ", ".join(f"MAP {host} 127.0.0.1" for host in (PAGE_HOST, FRAME_HOST, PORTS_HOST))
-        return (f"--host-resolver-rules={rules}",)
+    def chromium_args(self, *more_rules: str) -> tuple[str, ...]:
+        """Chromium's flag that maps the stand-in's sites (and ``more_rules``) to loopback."""
+        rules = [f"MAP {host} 127.0.0.1" for host in (PAGE_HOST, FRAME_HOST, PORTS_HOST)]
+        return (f"--host-resolver-rules={', '.join([*rules, *more_rules])}",)
 
     # -- the kernel side
 
@@ -230,6 +237,7 @@ class ColabFrontEnd(_LoopbackServer):
     def proxy_port(self, port: int) -> str:
         """``google.colab.kernel.proxyPort``: a URL on another site that reaches ``port`` on the kernel's machine."""
         with self._lock:
+            self.proxy_calls.append(port)
             if port not in self.proxies:
                 self.proxies[port] = ForwardingProxy(port)
             return f"http://{PORTS_HOST}:{self.proxies[port].port}/"
@@ -262,10 +270,11 @@ class ColabFrontEnd(_LoopbackServer):
     def page(self) -> str:
         return PAGE % {"frame_host": FRAME_HOST, "port": self.port, "sandbox": SANDBOX}
 
-    def frame(self, cell: int, index: int) -> str:
+    def frame(self, cell: int, index: int, saved: bool) -> str:
         with self._lock:
             output = self.cells[cell][index]["html"]
-        return FRAME % {"page_host": PAGE_HOST, "port": self.port, "output": output}
+        access = "false" if saved else "true"
+        return FRAME % {"page_host": PAGE_HOST, "port": self.port, "output": output, "access": access}
 
     def close(self) -> None:
         for proxy in self.proxies.values():

@@ -11,6 +11,7 @@ the browser in every browser test: the board reaches it only through proxyPort's
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from nbboard import colab
 from tests.browser import chromium, chromium_allowing_third_party_storage
 from tests.colab_frontend import ColabFrontEnd, colab_kernel
 from tests.helpers import tensorboards_serving
+from tests.localtunnel_server import DOMAIN, LocaltunnelServer
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -66,13 +68,14 @@ def colab_front(isolated: Path, tmp_path: Path) -> Iterator[Callable[..., ColabF
         front.kernel.shutdown()
 
 
-def _bar_all_but_the_front_end(context: Any, front: ColabFrontEnd) -> list[str]:
-    """Let the browser reach the stand-in's sites only: TensorBoard's own port (and any other) is refused."""
+def _bar_all_but_the_front_end(context: Any, front: ColabFrontEnd, *domains: str) -> list[str]:
+    """Let the browser reach the stand-in's sites (and ``domains``) only: TensorBoard's own port is refused."""
     refused: list[str] = []
 
     def route(r: Any) -> None:
         allowed = {front.port} | {p.port for p in front.proxies.values()}
-        if urlsplit(r.request.url).port in allowed:
+        url = urlsplit(r.request.url)
+        if url.port in allowed or any((url.hostname or "").endswith(f".{d}") for d in domains):
             r.continue_()
         else:
             refused.append(r.request.url)
@@ -102,7 +105,9 @@ def test_board_cell_sends_one_html_output_updated_in_place_and_no_widget(
     (inst,) = nbboard.list()
     last = updates[-1]["data"]["text/html"]
     assert 'data-state="running"' in last and f"port {inst.port}" in last and f"pid {inst.pid}" in last
-    assert updates[-1]["data"]["text/plain"] == f"TensorBoard running on port {inst.port} (pid {inst.pid}) for {demo_logs}"
+    assert (
+        updates[-1]["data"]["text/plain"] == f"TensorBoard running on port {inst.port} (pid {inst.pid}) for {demo_logs}"
+    )
 
     again = front.run_cell(f"%board --logdir {demo_logs}")  # reused: a new output, already running
     (reshown,) = _only(again, "display_data")
@@ -119,7 +124,7 @@ def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(
     """The browser lets the cross-site TensorBoard frame use storage (as Chrome's default profile and a site
     exception do): TensorBoard shows its data inside the output, and Stop stops the real process."""
     front = colab_front(NBBOARD_TENSORBOARD=_tensorboard_command(tmp_path, "slow_tensorboard.py", SLOW_TENSORBOARD))
-    with chromium_allowing_third_party_storage(tmp_path, front.chromium_args) as context:
+    with chromium_allowing_third_party_storage(tmp_path, front.chromium_args()) as context:
         refused = _bar_all_but_the_front_end(context, front)
         page = context.new_page()
         page.set_viewport_size({"width": 1400, "height": 1200})
@@ -147,7 +152,9 @@ def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(
 
         output.locator(".nbboard-stop").click()
         output.locator(".nbboard[data-state='stopped']").wait_for(timeout=60_000)
-        assert f"stopped TensorBoard on port {inst.port} (pid {inst.pid})" in output.locator(".nbboard-body").inner_text()
+        assert (
+            f"stopped TensorBoard on port {inst.port} (pid {inst.pid})" in output.locator(".nbboard-body").inner_text()
+        )
         assert [(i["name"], i["args"][1]) for i in front.invocations] == [(colab.CALLBACK, "stop")]
         assert refused == []  # TensorBoard was reached through proxyPort's URL only
     assert not psutil.pid_exists(inst.pid) or psutil.Process(inst.pid).status() == psutil.STATUS_ZOMBIE
@@ -161,7 +168,7 @@ def test_browser_refusing_third_party_storage_gets_the_reason_and_a_tab_that_wor
     privacy settings do. TensorBoard in the output's frame then shows only "Data could not be loaded":
     the board says why instead, and its "Open in tab" shows the data."""
     front = colab_front()
-    with chromium(tmp_path, front.chromium_args) as browser:
+    with chromium(tmp_path, front.chromium_args()) as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1200})
         refused = _bar_all_but_the_front_end(context, front)
         page = context.new_page()
@@ -195,7 +202,7 @@ def test_failed_start_is_readable_text_in_the_cell_and_in_the_output(
     colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path
 ) -> None:
     front = colab_front(NBBOARD_TENSORBOARD=_tensorboard_command(tmp_path, "broken_tensorboard.py", BROKEN_TENSORBOARD))
-    with chromium(tmp_path, front.chromium_args) as browser:
+    with chromium(tmp_path, front.chromium_args()) as browser:
         page = browser.new_page()
         page.goto(front.url)
         outs = front.run_cell(f"%board --logdir {demo_logs}\nprint('after the board')")
@@ -215,6 +222,84 @@ def test_failed_start_is_readable_text_in_the_cell_and_in_the_output(
         assert "ModuleNotFoundError: No module named 'pkg_resources'" in error
         assert output.locator(".nbboard-stop").is_disabled()
     assert nbboard.list() == []
+
+
+def test_after_a_runtime_restart_the_old_output_says_what_to_do(
+    colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path
+) -> None:
+    """A restarted runtime has forgotten the board's callback: Stop says so (and stops nothing by guesswork);
+    reopened, the saved output asks for the cell to run again instead of reaching for the kernel's ports."""
+    front = colab_front()
+    with chromium(tmp_path, front.chromium_args()) as browser:
+        page = browser.new_page()
+        page.goto(front.url)
+        front.run_cell(f"%board --logdir {demo_logs}")
+        output = page.frame_locator("#cell-1 iframe.output-frame")
+        output.locator(".nbboard-blocked").wait_for(timeout=60_000)  # running (default Chromium: shown in a tab)
+        front.kernel.restart()
+        output.locator(".nbboard-stop").click()
+        note = output.locator(".nbboard-note")
+        note.wait_for(timeout=60_000)
+        text = note.inner_text()
+        assert "Function not found: nbboard.board" in text and "If the runtime restarted, run the cell again." in text
+        assert output.locator(".nbboard-stop").is_enabled()
+        assert [i.status for i in nbboard.list()] == ["running"]  # TensorBoard outlives the kernel, as it does on Colab
+
+        calls = len(front.proxy_calls)
+        page.reload()  # the notebook reopened: its outputs are saved ones now
+        output = page.frame_locator("#cell-1 iframe.output-frame")
+        stale = output.locator(".nbboard-stale")
+        stale.wait_for(timeout=30_000)
+        assert stale.inner_text() == "This output is from an earlier session: run the cell again to show the board."
+        assert output.locator(".nbboard-actions").is_hidden() and output.locator("iframe").count() == 0
+        assert len(front.proxy_calls) == calls
+
+
+def test_public_link_and_close_link_run_in_the_kernel_and_the_secret_stays_out_of_the_output(
+    colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path
+) -> None:
+    """A real localtunnel server on loopback carries the tunnel. Colab saves outputs with the notebook, so the
+    link's secret must never be in one: the output fetches it from the kernel when Public link is pressed."""
+    from nbboard import api
+
+    lt = LocaltunnelServer(tmp_path)
+    try:
+        front = colab_front(NBBOARD_LOCALTUNNEL_HOST=lt.url)
+        with chromium(tmp_path, front.chromium_args(f"MAP *.{DOMAIN} 127.0.0.1:{lt.port}")) as browser:
+            context = browser.new_context()
+            refused = _bar_all_but_the_front_end(context, front, DOMAIN)
+            page = context.new_page()
+            page.goto(front.url)
+            front.run_cell(f"%board --logdir {demo_logs} --tunnel localtunnel")
+            ((inst, public),) = api.tunnel_urls()
+            secret = public.split("nbboard_token=", 1)[1]
+            assert secret not in json.dumps(front.messages)  # not in any output, update or print of the cell
+
+            output = page.frame_locator("#cell-1 iframe.output-frame")
+            output.locator(".nbboard-tunnel").wait_for(timeout=60_000)
+            with page.expect_popup() as opened:
+                output.locator(".nbboard-tunnel").click()
+            opened.value.get_by_text("loss", exact=True).first.wait_for(
+                timeout=90_000
+            )  # TensorBoard, through the tunnel
+
+            output.locator(".nbboard-close-tunnel").click()
+            output.locator(".nbboard-note").wait_for(timeout=60_000)
+            assert output.locator(".nbboard-note").inner_text() == "nbboard: closed the public link"
+            assert (
+                output.locator(".nbboard-tunnel").count() == 0 and output.locator(".nbboard-close-tunnel").count() == 0
+            )
+            assert [(i["name"], i["args"][1]) for i in front.invocations] == [
+                (colab.CALLBACK, "tunnel_url"),
+                (colab.CALLBACK, "close_tunnel"),
+            ]
+            ((board),) = nbboard.list()
+            assert board.pid == inst.pid and board.status == "running" and board.tunnel is None
+            assert secret not in json.dumps(front.messages)
+            assert refused == []
+    finally:
+        nbboard.kill()
+        lt.stop()
 
 
 def test_the_kernel_callback_refuses_what_no_board_of_this_kernel_asked() -> None:
