@@ -55,7 +55,7 @@ async function poll() {
   try {
     const state = await (await fetch("/state")).json();
     if (!loaded) state.cells.forEach((outputs, c) => outputs.forEach((_o, i) => saved.add(`${c}/${i}`)));
-    loaded = true;
+    loaded = window.loaded = true;
     state.cells.forEach((outputs, c) => {
       let cell = document.getElementById(`cell-${c}`);
       if (!cell) {
@@ -200,6 +200,11 @@ class ColabFrontEnd(_LoopbackServer):
         """Chromium's flag that maps the stand-in's sites (and ``more_rules``) to loopback."""
         rules = [f"MAP {host} 127.0.0.1" for host in (PAGE_HOST, FRAME_HOST, PORTS_HOST)]
         return (f"--host-resolver-rules={', '.join([*rules, *more_rules])}",)
+
+    def open(self, page: Any) -> None:
+        """Open the notebook in ``page``; returns once it has shown what was there (outputs made later are new)."""
+        page.goto(self.url)
+        page.wait_for_function("window.loaded === true", timeout=30_000)
 
     # -- the kernel side
 

@@ -128,7 +128,7 @@ def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(
         refused = _bar_all_but_the_front_end(context, front)
         page = context.new_page()
         page.set_viewport_size({"width": 1400, "height": 1200})
-        page.goto(front.url)
+        front.open(page)
         cell = front.start_cell(f"%board --logdir {demo_logs} --height 600\nprint('after the board')")
         output = page.frame_locator("#cell-1 iframe.output-frame")
         output.locator(".nbboard[data-state='starting']").wait_for(timeout=60_000)
@@ -172,7 +172,7 @@ def test_browser_refusing_third_party_storage_gets_the_reason_and_a_tab_that_wor
         context = browser.new_context(viewport={"width": 1400, "height": 1200})
         refused = _bar_all_but_the_front_end(context, front)
         page = context.new_page()
-        page.goto(front.url)
+        front.open(page)
         front.run_cell(f"%board --logdir {demo_logs}")
         output = page.frame_locator("#cell-1 iframe.output-frame")
         blocked = output.locator(".nbboard-blocked")
@@ -199,12 +199,12 @@ def test_browser_refusing_third_party_storage_gets_the_reason_and_a_tab_that_wor
 
 
 def test_failed_start_is_readable_text_in_the_cell_and_in_the_output(
-    colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path
+    colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path, artifacts: Path
 ) -> None:
     front = colab_front(NBBOARD_TENSORBOARD=_tensorboard_command(tmp_path, "broken_tensorboard.py", BROKEN_TENSORBOARD))
     with chromium(tmp_path, front.chromium_args()) as browser:
         page = browser.new_page()
-        page.goto(front.url)
+        front.open(page)
         outs = front.run_cell(f"%board --logdir {demo_logs}\nprint('after the board')")
         assert len(_only(outs, "display_data")) == 1
         printed = "".join(o["text"] for o in _only(outs, "stream"))
@@ -221,6 +221,7 @@ def test_failed_start_is_readable_text_in_the_cell_and_in_the_output(
         assert "Traceback (most recent call last)" in error
         assert "ModuleNotFoundError: No module named 'pkg_resources'" in error
         assert output.locator(".nbboard-stop").is_disabled()
+        page.locator("#cell-1").screenshot(path=str(artifacts / "board-colab-failed.png"))
     assert nbboard.list() == []
 
 
@@ -232,7 +233,7 @@ def test_after_a_runtime_restart_the_old_output_says_what_to_do(
     front = colab_front()
     with chromium(tmp_path, front.chromium_args()) as browser:
         page = browser.new_page()
-        page.goto(front.url)
+        front.open(page)
         front.run_cell(f"%board --logdir {demo_logs}")
         output = page.frame_locator("#cell-1 iframe.output-frame")
         output.locator(".nbboard-blocked").wait_for(timeout=60_000)  # running (default Chromium: shown in a tab)
@@ -247,6 +248,7 @@ def test_after_a_runtime_restart_the_old_output_says_what_to_do(
 
         calls = len(front.proxy_calls)
         page.reload()  # the notebook reopened: its outputs are saved ones now
+        page.wait_for_function("window.loaded === true", timeout=30_000)
         output = page.frame_locator("#cell-1 iframe.output-frame")
         stale = output.locator(".nbboard-stale")
         stale.wait_for(timeout=30_000)
@@ -269,7 +271,7 @@ def test_public_link_and_close_link_run_in_the_kernel_and_the_secret_stays_out_o
             context = browser.new_context()
             refused = _bar_all_but_the_front_end(context, front, DOMAIN)
             page = context.new_page()
-            page.goto(front.url)
+            front.open(page)
             front.run_cell(f"%board --logdir {demo_logs} --tunnel localtunnel")
             ((inst, public),) = api.tunnel_urls()
             secret = public.split("nbboard_token=", 1)[1]
