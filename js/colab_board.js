@@ -82,7 +82,7 @@
       let base = String(await kernel.proxyPort(cfg.port, { cache: false }));
       if (!base.endsWith("/")) base += "/";
       const prefix = (cfg.path_prefix || "").replace(/^\/+|\/+$/g, "");
-      const url = new URL(prefix ? `${prefix}/` : "", base);
+      const url = new URL(prefix ? `${base}${prefix}/` : base); // appended, so a prefix cannot leave Colab's proxy
       url.searchParams.set("tensorboardColab", "true");
       return url.toString();
     }

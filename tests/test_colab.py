@@ -122,14 +122,15 @@ def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(
     colab_front: Callable[..., ColabFrontEnd], demo_logs: Path, tmp_path: Path, artifacts: Path
 ) -> None:
     """The browser lets the cross-site TensorBoard frame use storage (as Chrome's default profile and a site
-    exception do): TensorBoard shows its data inside the output, and Stop stops the real process."""
+    exception do): TensorBoard (under its --path_prefix) shows its data inside the output, and Stop stops the
+    real process."""
     front = colab_front(NBBOARD_TENSORBOARD=_tensorboard_command(tmp_path, "slow_tensorboard.py", SLOW_TENSORBOARD))
     with chromium_allowing_third_party_storage(tmp_path, front.chromium_args()) as context:
         refused = _bar_all_but_the_front_end(context, front)
         page = context.new_page()
         page.set_viewport_size({"width": 1400, "height": 1200})
         front.open(page)
-        cell = front.start_cell(f"%board --logdir {demo_logs} --height 600\nprint('after the board')")
+        cell = front.start_cell(f"%board --logdir {demo_logs} --height 600 --path_prefix /tb\nprint('after the board')")
         output = page.frame_locator("#cell-1 iframe.output-frame")
         output.locator(".nbboard[data-state='starting']").wait_for(timeout=60_000)
         assert "Starting TensorBoard for" in output.locator(".nbboard-body").inner_text()
@@ -138,7 +139,7 @@ def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(
         board = output.frame_locator("iframe.nbboard-frame")
         board.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)  # TensorBoard's scalar card
         (inst,) = nbboard.list()
-        proxy = f"http://kernelport.test:{front.proxies[inst.port].port}/?tensorboardColab=true"
+        proxy = f"http://kernelport.test:{front.proxies[inst.port].port}/tb/?tensorboardColab=true"
         assert output.locator("iframe.nbboard-frame").get_attribute("src") == proxy
         assert output.locator(".nbboard-open").get_attribute("href") == proxy
         header = output.locator(".nbboard-header").inner_text()
