@@ -57,7 +57,8 @@ class Board:
         from .widget import BoardWidget
 
         self.widget = BoardWidget(height=height, logdir=logdir, status="starting", started_at=time.time())
-        self.handle = display(self.widget, display_id=True)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def show(self, instance: Instance) -> None:
         from . import fmt
@@ -77,7 +78,8 @@ class Board:
     def redisplay(self) -> None:
         from IPython.display import display
 
-        self.handle = display(self.widget, display_id=True)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def fail(self, message: str) -> None:
         if self.widget is None:
@@ -86,9 +88,14 @@ class Board:
         self._refresh()
 
     def _refresh(self) -> None:
-        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too."""
+        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too.
+
+        The bundle goes out raw, never the widget object: ipywidgets 7 displays a widget through
+        ``_ipython_display_``, which ignores display_id, so an update would show the widget twice.
+        """
         if self.handle is not None:
-            self.handle.update(self.widget)
+            data, metadata = self.widget.bundle()
+            self.handle.update(data, metadata=metadata, raw=True)
 
 
 def show(instance: Instance, height: int = 800) -> Board:
