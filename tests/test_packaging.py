@@ -27,7 +27,8 @@ def test_the_front_end_ships_inside_the_package() -> None:
             assert path == package / "static" / name  # from the wheel, not from a js/ lying beside it
     if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
         checkout = Path(os.environ["NBBOARD_MATRIX_CHECKOUT"]).resolve()
-        assert checkout not in package.parents, f"nbboard was imported from the checkout: {package}"
+        assert package != checkout / "nbboard", "nbboard was imported from the checkout, not the installed wheel"
+        assert Path(sys.prefix).resolve() in package.parents, f"nbboard is not installed in this venv: {package}"
 
 
 def test_the_installed_command_writes_the_demo(tmp_path: Path) -> None:
