@@ -2,9 +2,10 @@
 
 Legs, each a venv under ``.venvs/`` (git-ignored):
 
-- ``colab``: Python 3.12 with Colab's versions installed first; then nbboard, as a user would
-  (``pip install nbboard``, no constraints). Installing it, and then the test tools, must change
-  none of the packages already there: a changed one fails the leg and prints the diff.
+- ``colab``: Python 3.12 with a Colab runtime's versions installed first (``tests/colab-pins.txt``);
+  then nbboard, as a user would (``pip install nbboard``, no constraints). Installing it, and then
+  the test tools, must change none of the packages already there: a changed one fails the leg and
+  prints the diff.
 - ``newest``: the newest Python the package claims (3.13) with the newest release of everything.
 - ``oldest``: the oldest Python it claims (3.10) with every dependency at the floor pyproject.toml
   declares, so the floors are proven, not guessed.
@@ -44,18 +45,9 @@ TESTS = [
     "tests/test_lifecycle.py",
     "tests/test_packaging.py",
 ]
-#: What a Colab runtime ships (Python 3.12); nbboard must install next to them without moving one.
-COLAB = [
-    "ipython==7.34.0",
-    "ipykernel==6.17.1",
-    "ipywidgets==7.7.1",
-    "traitlets==5.7.1",
-    "jupyter-client==6.1.12",
-    "notebook==6.5.7",
-    "tornado==6.4.2",
-    "tensorboard==2.19.0",
-    "setuptools==75.2.0",
-]
+#: A Colab runtime's versions (the nine every user has, and Colab's versions of what they, nbboard and the
+#: test tools pull in): nbboard must install next to them without moving one.
+COLAB = ROOT / "tests" / "colab-pins.txt"
 #: Versions shown in the summary of each leg.
 SHOWN = ["ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client", "tensorboard", "setuptools", "anywidget"]
 RECIPE = 1  # bump to rebuild every venv
@@ -65,7 +57,7 @@ RECIPE = 1  # bump to rebuild every venv
 class Leg:
     name: str
     python: str  # "3.12": the newest 3.12.x this machine has
-    base: list[str] = field(default_factory=list)  # installed first; nbboard must leave them as they are
+    base: Path | None = None  # a requirements file installed first; nbboard must leave all of it as it is
     floors: bool = False  # install every dependency at its declared floor
     newest: bool = False  # upgrade everything to its newest release
     #: Held back where the leg's old releases break with a newer one they do not exclude themselves.
@@ -219,8 +211,9 @@ def recipe(leg: Leg, python: Path) -> str:
         "python": version,
         "dependencies": dependencies(),
         "requirements": REQUIREMENTS.read_text(),
+        "base": leg.base.read_text() if leg.base else "",
     }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def prepare(leg: Leg, wheel: Path, rebuild: bool) -> tuple[Path, bool]:
@@ -236,7 +229,7 @@ def prepare(leg: Leg, wheel: Path, rebuild: bool) -> tuple[Path, bool]:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([str(base_python), "-m", "venv", str(venv)], check=True)
         if leg.base:
-            pip(python, "install", *leg.base)
+            pip(python, "install", "-r", str(leg.base))
         base_file.write_text(json.dumps(freeze(python) if leg.base else {}))
     base = json.loads(base_file.read_text())
 
