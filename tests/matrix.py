@@ -13,7 +13,8 @@ Legs, each a venv under ``.venvs/`` (git-ignored):
 Every leg installs the wheel built from this checkout, not the source tree, and runs the tests from a
 copy of ``tests/`` (no checkout on ``sys.path``), so a wheel missing its front end or its demo fails.
 A venv is rebuilt only when its recipe changes (interpreter, pins, dependencies, test tools), so a
-second local run costs only the tests; CI starts clean and builds them all.
+second local run costs only the tests (a reused ``newest`` keeps the releases it was built with:
+``--rebuild`` refreshes it); CI starts clean and builds them all.
 
 Usage: ``python tests/matrix.py [--leg NAME ...] [--rebuild] [-- PYTEST ARGS]``.
 """
@@ -59,14 +60,13 @@ class Leg:
     python: str  # "3.12": the newest 3.12.x this machine has
     base: Path | None = None  # a requirements file installed first; nbboard must leave all of it as it is
     floors: bool = False  # install every dependency at its declared floor
-    newest: bool = False  # upgrade everything to its newest release
     #: Held back where the leg's old releases break with a newer one they do not exclude themselves.
     era: list[str] = field(default_factory=list)
 
 
 LEGS = [
     Leg("colab", "3.12", base=COLAB),
-    Leg("newest", "3.13", newest=True),
+    Leg("newest", "3.13"),  # a fresh venv: pip picks the newest release of everything
     # tensorboard 2.12 predates NumPy 2 (it uses np.string_) without saying so; its users have NumPy 1.
     Leg("oldest", "3.10", floors=True, era=["numpy<2"]),
 ]
@@ -175,15 +175,6 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower().strip()
 
 
-def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """Lines naming each package of ``before`` whose version moved or that disappeared."""
-    return [
-        f"  {name}: {before[name]} -> {after.get(name, 'removed')}"
-        for name in sorted(before)
-        if after.get(name) != before[name]
-    ]
-
-
 def dependencies() -> list[str]:
     try:
         import tomllib
@@ -223,56 +214,46 @@ def prepare(leg: Leg, wheel: Path, rebuild: bool) -> tuple[Path, bool]:
     python = venv / "bin" / "python"
     stamp = venv / "matrix-recipe"
     key = recipe(leg, base_python)
-    reused = not rebuild and stamp.exists() and stamp.read_text() == key and python.exists()
-    base_file = venv / "base-freeze.json"
+    reused = not rebuild and stamp.is_file() and stamp.read_text() == key and python.exists()
     if not reused:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([str(base_python), "-m", "venv", str(venv)], check=True)
         if leg.base:
             pip(python, "install", "-r", str(leg.base))
-        base_file.write_text(json.dumps(freeze(python) if leg.base else {}))
-    base = json.loads(base_file.read_text())
-
-    # nbboard as a user installs it: with its dependencies, without constraints (except the floors leg).
+        (venv / "base-freeze.json").write_text(json.dumps(freeze(python) if leg.base else {}))
+    base = json.loads((venv / "base-freeze.json").read_text())
     constraints = venv / "constraints.txt"
-    if leg.floors:
-        constraints.write_text("\n".join(floors() + leg.era) + "\n")
-        pip(python, "install", "-c", str(constraints), str(wheel))
-    elif leg.newest and not reused:
-        pip(python, "install", "--upgrade", "--upgrade-strategy", "eager", str(wheel))
-    else:
-        pip(python, "install", str(wheel))
-    pip(python, "install", "--no-deps", "--force-reinstall", str(wheel))  # this run's code, same version number
-    moved = changed(base, freeze(python))
-    if moved:
-        raise LegFailed("installing nbboard changed packages that were already installed:\n" + "\n".join(moved))
 
-    # The test tools, held to what is installed now, so they cannot move the stack under test either.
-    if not leg.newest:
-        constraints.write_text(
-            "\n".join(f"{n}=={v}" for n, v in freeze(python).items() if n != "nbboard" and "://" not in v) + "\n"
-        )
-        pip(python, "install", "-c", str(constraints), "-r", str(REQUIREMENTS))
-    elif not reused:
-        pip(python, "install", "--upgrade", "--upgrade-strategy", "eager", "-r", str(REQUIREMENTS))
-    moved = changed(base, freeze(python))
-    if moved:
-        raise LegFailed("installing the test tools changed packages of the stack under test:\n" + "\n".join(moved))
+    # nbboard as a user installs it: with its dependencies, unconstrained (the floors leg: at its floors).
+    constraints.write_text("\n".join(floors() + leg.era if leg.floors else []) + "\n")
+    pip(python, "install", "-c", str(constraints), str(wheel))
+    pip(python, "install", "--no-deps", "--force-reinstall", str(wheel))  # this run's code, same version number
+    expect_unchanged(base, freeze(python), "installing nbboard")
+
+    # The test tools, held to what is installed now, so they cannot move the stack under test.
+    installed = freeze(python)
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in installed.items() if n != "nbboard" and "://" not in v))
+    pip(python, "install", "-c", str(constraints), "-r", str(REQUIREMENTS))
+    installed = freeze(python)
+    expect_unchanged(base, installed, "installing the test tools")
     if leg.floors:
-        installed = freeze(python)
-        off = [
-            pin
-            for pin in floors()
-            if not same_version(installed.get(canonical(pin.split("==")[0]), ""), pin.split("==")[1])
-        ]
+        off = [pin for pin in floors() if not same_version(installed.get(canonical(pin.split("==")[0]), ""), pin)]
         if off:
             raise LegFailed(f"the floors are not what got installed: {off}")
     stamp.write_text(key)
     return python, reused
 
 
-def same_version(a: str, b: str) -> bool:
-    """7.34 == 7.34.0"""
+def expect_unchanged(before: dict[str, str], after: dict[str, str], step: str) -> None:
+    """Fails the leg, with the diff, if ``step`` moved or removed a package that was installed before it."""
+    moved = [f"  {n}: {before[n]} -> {after.get(n, 'removed')}" for n in sorted(before) if after.get(n) != before[n]]
+    if moved:
+        raise LegFailed(f"{step} changed packages that were already installed:\n" + "\n".join(moved))
+
+
+def same_version(installed: str, pin: str) -> bool:
+    """Whether ``installed`` is the version ``pin`` (name==version) names: 7.34.0 is 7.34."""
+    a, b = installed, pin.split("==")[1]
 
     def parts(v: str) -> list[str]:
         p = v.split(".")
@@ -294,7 +275,7 @@ def run_leg(leg: Leg, wheel: Path, rebuild: bool, pytest_args: list[str]) -> Res
         python, reused = prepare(leg, wheel, rebuild)
     except LegFailed as e:
         print(f"matrix leg {leg.name}: {e}", flush=True)
-        return Result(leg.name, False, str(e).splitlines()[0], build_s=time.monotonic() - started)
+        return Result(leg.name, False, "; ".join(str(e).splitlines()[:4]), build_s=time.monotonic() - started)
     build_s = time.monotonic() - started
     installed = freeze(python)
     version = subprocess.run([str(python), "--version"], capture_output=True, text=True).stdout.split()[-1]
