@@ -637,7 +637,7 @@ def bench_gate(logdir: Path, reps: int) -> None:
 def bench_rss(logdir: Path) -> None:
     """Peak RSS of the tunnel helper (gate + localtunnel client) under load, against a loopback localtunnel server."""
     sys.path.insert(0, str(ROOT))
-    from tests.peers import LocaltunnelServer
+    from tests.localtunnel_server import LocaltunnelServer
 
     server = LocaltunnelServer(WORK)
     try:

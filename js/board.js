@@ -2,12 +2,17 @@
 //
 // The iframe URL is resolved here, in the browser, because only the browser knows where the
 // notebook page came from: the kernel cannot tell a local Jupyter from one behind JupyterHub's
-// proxy, Colab or Kaggle. Order of preference:
+// proxy, Colab, Kaggle or VS Code. Order of preference:
 //   1. TENSORBOARD_PROXY_URL (a template with %PORT%), when the kernel's environment set it;
 //   2. Colab: google.colab.kernel.proxyPort(port);
 //   3. the page is on this machine (localhost): http://127.0.0.1:<port>/ directly;
 //   4. jupyter-server-proxy: <base_url>proxy/<port>/ (same origin; trailing slash matters);
-//   5. otherwise: say the board is unreachable from this browser and how to fix it.
+//   5. the page is elsewhere (VS Code's webview, a remote Jupyter after `ssh -L`): the browser's own
+//      loopback, where VS Code and ssh forward the kernel's ports. Skipped when the kernel says it
+//      runs on Kaggle or Colab, which forward nothing (a probe would only find the user's own ports);
+//      tried first when the kernel says it runs under VS Code. The probe decides, not the hint;
+//   6. otherwise: say the board is unreachable from this browser and how to fix it (the kernel's
+//      remote_hint: the ssh -L line, the local URL, %board --tunnel).
 // Shipped as is (no build step); anywidget loads it as an ES module.
 
 const PROBE_TIMEOUT_MS = 4000;
@@ -91,6 +96,7 @@ export async function resolveBoardUrl(model, win = globalThis) {
   const loc = win.location;
   const local = LOCAL_HOSTS.has(loc.hostname);
   const base = jupyterBaseUrl(win.document);
+  const hint = model.get("host_app") || "";
   const candidates = [];
   // Keep the page's own loopback name: "localhost" and "127.0.0.1" are different sites, and a
   // cross-site iframe loses localStorage, which TensorBoard needs. Browsers try 127.0.0.1 for
@@ -100,6 +106,11 @@ export async function resolveBoardUrl(model, win = globalThis) {
     candidates.push({ url: `http://${host}:${port}/${suffix}`, via: "direct", sameOrigin: false });
   }
   if (base) candidates.push({ url: `${loc.origin}${base}proxy/${port}/${suffix}`, via: "jupyter-server-proxy", sameOrigin: true });
+  if (!local && hint !== "kaggle" && hint !== "colab") {
+    const forwarded = { url: `http://127.0.0.1:${port}/${suffix}`, via: "forwarded port", sameOrigin: false };
+    if (hint === "vscode") candidates.unshift(forwarded);
+    else candidates.push(forwarded);
+  }
   for (const c of candidates) {
     tried.push(c.url);
     if (await probe(c.url, c.sameOrigin)) return { url: c.url, via: c.via, tried };
@@ -183,6 +194,9 @@ function render({ model, el: host }) {
     if (status === "starting") parts.push(`starting… ${elapsedText()}`);
     if (resolved && resolved.via && status === "running") parts.push(`via ${resolved.via}`);
     details.textContent = parts.join(" · ");
+    const user = model.get("kernel_user");
+    const kernelHost = model.get("kernel_host");
+    details.title = kernelHost ? `kernel on ${user ? `${user}@` : ""}${kernelHost}` : "";
     const live = status === "running";
     stopButton.disabled = !(live || status === "starting") || !model.get("pid");
     reloadButton.disabled = !live;
@@ -225,11 +239,14 @@ function render({ model, el: host }) {
       { class: "nbboard-hint" },
       `This browser cannot reach TensorBoard on port ${model.get("port")} of the kernel's machine`,
       r.tried.length ? ` (tried ${r.tried.join(", ")}).` : ".",
-      el("br"),
-      "Run ",
-      el("code", {}, "%board --tunnel"),
-      " for a protected public link, or install jupyter-server-proxy on the Jupyter server and reload.",
     );
+    const steps = model.get("remote_hint");
+    if (steps) hint.append(el("div", { class: "nbboard-remote" }, steps));
+    else hint.append(el("div", {}, "Run ", el("code", {}, "%board --tunnel"), " for a protected public link."));
+    if (model.get("host_app") !== "kaggle") {
+      const alt = jupyterBaseUrl(document) ? " (or installing jupyter-server-proxy on the Jupyter server)" : "";
+      hint.append(el("div", {}, `After forwarding${alt}, press Reload to show it here.`));
+    }
     message("unreachable", "TensorBoard is running, but not reachable from here.", hint);
   }
 
@@ -241,6 +258,7 @@ function render({ model, el: host }) {
   reloadButton.addEventListener("click", () => {
     const frame = body.querySelector("iframe");
     if (frame) frame.src = frame.src;
+    else updateBody(); // unreachable: probe again (after `ssh -L`, or once jupyter-server-proxy is installed)
   });
   closeTunnel.addEventListener("click", () => {
     closeTunnel.disabled = true;
@@ -277,6 +295,7 @@ function render({ model, el: host }) {
   model.on("change:tunnel_url", onTunnel);
   model.on("change:note", update);
   model.on("change:error", update);
+  model.on("change:remote_hint", update);
   const ticker = setInterval(() => {
     const status = model.get("status");
     if (status === "starting") {
@@ -297,6 +316,7 @@ function render({ model, el: host }) {
     model.off("change:tunnel_url", onTunnel);
     model.off("change:note", update);
     model.off("change:error", update);
+    model.off("change:remote_hint", update);
   };
 }
 

@@ -9,27 +9,29 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: Public name -> (module, attribute), imported on first use.
 _API = {
-    "start": "start",
-    "list": "list_instances",
-    "kill": "kill",
-    "scan": "scan",
-    "Instance": "Instance",
-    "KillReport": "KillReport",
-    "display": "display",
-    "tunnel": "tunnel",
+    "start": ("api", "start"),
+    "list": ("api", "list_instances"),
+    "kill": ("api", "kill"),
+    "scan": ("api", "scan"),
+    "collect_garbage": ("api", "collect_garbage"),
+    "tunnel": ("api", "tunnel"),
+    "KillReport": ("api", "KillReport"),
+    "display": ("embed", "display"),
+    "Instance": ("instance", "Instance"),
+    "Logdir": ("logdirs", "Logdir"),
+    "BoardConfig": ("config", "BoardConfig"),
+    "NbboardError": ("errors", "NbboardError"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from . import api
+        import importlib
 
-        return getattr(api, _API[name])
-    if name in ("NbboardError",):
-        from . import errors
-
-        return getattr(errors, name)
+        module, attr = _API[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     raise AttributeError(f"module 'nbboard' has no attribute {name!r}")
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psutil
 
-from . import launcher, liveness, logdirs, procs, registry
+from . import inputs, launcher, liveness, logdirs, procs, registry
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -25,9 +26,10 @@ from .errors import (
     StartFailedError,
     StartTimedOutError,
     TensorBoardNotInstalledError,
-    UsageError,
 )
-from .registry import SOURCE_NBBOARD, SOURCE_TENSORBOARD, Instance, Skipped
+from .instance import Instance
+from .logdirs import Logdir
+from .registry import SOURCE_NBBOARD, SOURCE_TENSORBOARD, BoardRecord, Skipped, TunnelRecord
 from .tunnels import lifecycle as tunnel_lifecycle
 
 
@@ -37,7 +39,6 @@ class Scan:
 
     instances: tuple[Instance, ...]
     skipped: tuple[Skipped, ...]
-    pruned: tuple[Instance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ class KillReport:
     removed_logs: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Checked:
     instance: Instance
-    proc: psutil.Process | None = field(default=None)
+    proc: psutil.Process | None
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class _Checked:
 
 
 def start(
-    logdir: str | None = None,
+    logdir: str | os.PathLike[str] | Logdir | None = None,
     port: int | None = None,
     extra_args: Sequence[str] = (),
     timeout: float | None = None,
@@ -72,25 +73,26 @@ def start(
 ) -> Instance:
     """Start a TensorBoard for ``logdir``, or return the live one already serving it.
 
-    The returned Instance has ``reused=True`` when nothing was launched. A
-    record whose process died, or whose pid now belongs to another program,
-    is never reused: it is dropped and a fresh board starts. Concurrent calls
-    for one logdir (from several processes) launch it once.
+    ``logdir`` may be a :class:`~nbboard.logdirs.Logdir` the caller already
+    resolved (the CLI and the magic do), or a path/URL to resolve here. The
+    returned Instance has ``reused=True`` when nothing was launched. A record
+    whose process died, or whose pid now belongs to another program, is never
+    reused: it is dropped and a fresh board starts. Concurrent calls for one
+    logdir (from several processes) launch it once.
     """
     cfg = config or get_default()
-    timeout = cfg.start_timeout if timeout is None else timeout
-    port = validate_port(port)
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise UsageError(f"timeout must be a positive number of seconds, not {timeout!r}", "e.g. --timeout 60")
-    target = logdirs.resolve(logdir, logdir_spec)
+    seconds = inputs.seconds(cfg.start_timeout if timeout is None else timeout)
+    port = None if port is None else inputs.port(port)
+    target = logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir, logdir_spec)
     extra = logdirs.normalise_extra(extra_args)
     command = launcher.tensorboard_command()
     if command is None:
         raise TensorBoardNotInstalledError()
     key = logdirs.cache_key(target, extra)
     registry.ensure_home()
-    with registry.lock(key, timeout=timeout + 30):
-        reusable, old_port = _settle_existing(key, port, restart, timeout)
+    collect_garbage()
+    with registry.lock(key, timeout=seconds + 30):
+        reusable, old_port = _settle_existing(key, port, restart, seconds)
         if reusable is not None:
             return reusable
         if port is None and restart and old_port:
@@ -104,25 +106,12 @@ def start(
             extra,
             port=port,
             cache_key=key,
-            timeout=float(timeout),
+            timeout=seconds,
             bind_host=cfg.bind_host,
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
         )
     return _launch_outcome(result, port)
-
-
-def validate_port(port: object) -> int | None:
-    """``port`` as an int in 1..65535, or None; a clear error otherwise."""
-    if port is None:
-        return None
-    try:
-        value = int(str(port).strip())
-    except ValueError:
-        raise UsageError(f"invalid port {port!r}: expected a number from 1 to 65535", "e.g. --port 6006") from None
-    if not 1 <= value <= 65535:
-        raise UsageError(f"invalid port {value}: expected a number from 1 to 65535", "e.g. --port 6006")
-    return value
 
 
 def _settle_existing(key: str, port: int | None, restart: bool, timeout: float) -> tuple[Instance | None, int]:
@@ -134,7 +123,7 @@ def _settle_existing(key: str, port: int | None, restart: bool, timeout: float) 
             continue
         checked, proc = liveness.check(record, start_timeout=timeout)
         if checked.status == "starting" and not restart:
-            checked, proc = _wait_for_other_start(checked, timeout)
+            checked, proc = _wait_for_other_start(record, timeout)
         if checked.status == "running" and not restart and (port is None or port == checked.port):
             return dataclasses.replace(checked, reused=True), 0
         if checked.status == "running" and not restart:
@@ -144,12 +133,12 @@ def _settle_existing(key: str, port: int | None, restart: bool, timeout: float) 
     return None, old_port
 
 
-def _wait_for_other_start(instance: Instance, timeout: float) -> tuple[Instance, psutil.Process | None]:
+def _wait_for_other_start(record: BoardRecord, timeout: float) -> tuple[Instance, psutil.Process | None]:
     """A record still "starting" whose starter died (we hold its lock): give it its time."""
-    deadline = instance.start_time + timeout
+    deadline = record.start_time + timeout
     while True:
-        instance = launcher.learn_port(instance)
-        checked, proc = liveness.check(instance, start_timeout=timeout)
+        record = launcher.learn_port(record)
+        checked, proc = liveness.check(record, start_timeout=timeout)
         if checked.status != "starting" or time.time() > deadline:
             return checked, proc
         time.sleep(0.05)
@@ -177,7 +166,7 @@ def _port_owner(port: int) -> str:
 
 def _launch_outcome(result: launcher.LaunchResult, port: int | None) -> Instance:
     if isinstance(result, launcher.Launched):
-        return result.instance
+        return Instance(result.record, status="running")
     if isinstance(result, launcher.Failed):
         if port is not None and "already in use" in result.output_tail:
             raise PortInUseError(port)
@@ -195,23 +184,24 @@ def _launch_outcome(result: launcher.LaunchResult, port: int | None) -> Instance
 # list
 
 
-def scan(prune: bool = True) -> Scan:
-    """Check every record of both registries.
+def scan() -> Scan:
+    """Check every record of both registries; changes nothing.
 
-    With ``prune``, nbboard records whose process is gone (or whose pid now
-    belongs to another program) are deleted. Records of ``%tensorboard``'s
-    registry are only reported; ``kill`` cleans them.
+    Stale records stay listed (marked "stale", with the reason) until
+    :func:`collect_garbage` runs, which ``start`` and ``kill`` do.
     """
-    return _scan(prune)[0]
+    checked, _, skipped = _check_all()
+    return Scan(tuple(c.instance for c in checked), skipped)
 
 
-def _scan(prune: bool) -> tuple[Scan, list[_Checked]]:
+def _check_all() -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
+    """Every record checked, oldest first, with live tunnels attached; the tunnel records
+    left over (their helper or board is gone); and the registry files skipped."""
     records, skipped = registry.read_all()
     tb_records, tb_skipped = registry.read_tensorboard_registry()
+    tunnels, tunnel_skipped = registry.read_tunnels()
     ours = {r.pid for r in records}
     checked: list[_Checked] = []
-    pruned: list[Instance] = []
-    tunnels, tunnel_skipped = registry.read_tunnels()
     for record in records + [r for r in tb_records if r.pid not in ours]:
         if record.state == "starting" and record.source == SOURCE_NBBOARD:
             record = launcher.learn_port(record)
@@ -220,18 +210,31 @@ def _scan(prune: bool) -> tuple[Scan, list[_Checked]]:
         if tunnel is not None and proc is not None and tunnel_lifecycle.helper_process(tunnel) is not None:
             inst = dataclasses.replace(inst, tunnel=tunnel)
         elif tunnel is not None:
-            tunnel_lifecycle.stop_helper(tunnel)  # its helper or its board is gone
-        if prune and inst.source == SOURCE_NBBOARD and inst.status == "stale" and proc is None:
-            _forget(inst)
-            pruned.append(inst)
-            continue
+            tunnels[inst.pid] = tunnel  # its helper or its board is gone: garbage
         checked.append(_Checked(inst, proc))
-    for orphan in tunnels.values():  # a tunnel whose board has no record any more
-        tunnel_lifecycle.stop_helper(orphan)
-    skipped += tunnel_skipped
     checked.sort(key=lambda c: (c.instance.start_time, c.instance.pid))
-    found = Scan(tuple(c.instance for c in checked), tuple(skipped + tb_skipped), tuple(pruned))
-    return found, checked
+    return checked, tunnels, tuple(skipped + tunnel_skipped + tb_skipped)
+
+
+def collect_garbage() -> list[Instance]:
+    """Drop what can never work again; returns the board records removed.
+
+    nbboard records whose process is gone (or whose pid now belongs to another
+    program) are deleted with their logs, and tunnel helpers whose board is
+    gone are stopped. Records of ``%tensorboard``'s registry are left to
+    ``kill``. A stale board whose process is still ours (hung) is kept, so that
+    ``kill`` can stop it.
+    """
+    checked, orphan_tunnels, _ = _check_all()
+    pruned = []
+    for c in checked:
+        if c.instance.is_ours and c.instance.status == "stale" and c.proc is None:
+            _forget(c.instance)
+            pruned.append(c.instance)
+    for orphan in orphan_tunnels.values():
+        tunnel_lifecycle.stop_helper(orphan)
+        registry.remove_log_file(orphan.log_path)
+    return pruned
 
 
 def list_instances() -> list[Instance]:
@@ -248,7 +251,9 @@ def newest_running() -> Instance | None:
 # kill
 
 
-def kill(port: int | None = None, pid: int | None = None, logdir: str | None = None) -> KillReport:
+def kill(
+    port: int | None = None, pid: int | None = None, logdir: str | os.PathLike[str] | Logdir | None = None
+) -> KillReport:
     """Stop boards and clear stale records.
 
     With no selector: every board of this user (nbboard's and
@@ -257,14 +262,13 @@ def kill(port: int | None = None, pid: int | None = None, logdir: str | None = N
     TensorBoard; a record pointing at a reused pid is dropped, the process
     left alone. Raises NoSuchBoardError when a selector matches nothing.
     """
-    port = validate_port(port)
-    if pid is not None:
-        try:
-            pid = int(pid)
-        except (TypeError, ValueError):
-            raise UsageError(f"invalid pid {pid!r}: expected a number", "see the PID column of: nbboard list") from None
-    selected_logdir = logdirs.resolve(logdir).display if logdir is not None else None
-    found, checked = _scan(prune=False)
+    port = None if port is None else inputs.port(port)
+    pid = None if pid is None else inputs.pid(pid)
+    if logdir is None:
+        selected_logdir = None
+    else:
+        selected_logdir = (logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir)).display
+    checked, orphan_tunnels, skipped = _check_all()
     everything = port is None and pid is None and selected_logdir is None
     chosen = [
         c
@@ -293,10 +297,14 @@ def kill(port: int | None = None, pid: int | None = None, logdir: str | None = N
     cleaned = [c.instance for c in chosen if c.proc is None]
     for c in chosen:
         _forget(c.instance)
+    removed_logs = 0
     if everything:
+        for orphan in orphan_tunnels.values():
+            tunnel_lifecycle.stop_helper(orphan)
+            registry.remove_log_file(orphan.log_path)
         stopped += _stop_unrecorded()
-    removed_logs = _remove_orphan_logs() if everything else 0
-    return KillReport(tuple(stopped), tuple(cleaned), found.skipped, removed_logs)
+        removed_logs = _remove_orphan_logs()
+    return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs)
 
 
 def _stop_unrecorded() -> list[Instance]:
@@ -304,12 +312,18 @@ def _stop_unrecorded() -> list[Instance]:
     records, _ = registry.read_all()
     tunnels, _ = registry.read_tunnels()
     known = {r.pid for r in records} | {t.helper_pid for t in tunnels.values()}
-    strays = procs.tagged(launcher.OWNER_VAR, launcher.owner_tag(), known)
+    strays = procs.tagged(procs.OWNER_VAR, procs.owner_tag(), known)
     # Only the roots: a stray's own children (TensorBoard's data server) go with it.
     stray_pids = {p.pid for p in strays}
     roots = [p for p in strays if _parent_pid(p) not in stray_pids | known]
     procs.terminate_trees(roots)
-    return [Instance(pid=p.pid, port=0, logdir="(unrecorded)", source=SOURCE_NBBOARD, status="stopped") for p in roots]
+    return [
+        Instance(
+            BoardRecord(pid=p.pid, port=0, logdir="(unrecorded)", create_time=0.0, cache_key="", argv=(), start_time=0),
+            status="stopped",
+        )
+        for p in roots
+    ]
 
 
 def _parent_pid(proc: psutil.Process) -> int:
@@ -329,26 +343,29 @@ def _forget(instance: Instance) -> None:
     """Remove every trace of a board that is gone: record, log, tunnel, TensorBoard's info file."""
     if instance.tunnel is not None:
         tunnel_lifecycle.stop_helper(instance.tunnel)
-        launcher.remove_log_file(instance.tunnel.log_path)
-    registry.remove(instance)
-    if instance.source == SOURCE_NBBOARD:
-        launcher.remove_log_file(instance.log_path)
+        registry.remove_log_file(instance.tunnel.log_path)
+    registry.remove(instance.record)
+    if instance.is_ours:
+        registry.remove_log_file(instance.log_path)
         tb_info = registry.tensorboard_info_dir() / f"pid-{instance.pid}.info"
-        if not psutil.pid_exists(instance.pid) or liveness.owner(instance)[0] is None:
+        if not psutil.pid_exists(instance.pid) or liveness.owner(instance.record)[0] is None:
             with contextlib.suppress(OSError):
                 if tb_info.is_file() and not tb_info.is_symlink():
                     tb_info.unlink()
 
 
 def _remove_orphan_logs() -> int:
+    """Logs nbboard named whose board or tunnel has no record any more."""
     records, _ = registry.read_all()
     tunnels, _ = registry.read_tunnels()
     in_use = {r.log_path for r in records} | {t.log_path for t in tunnels.values()}
     removed = 0
     recent = time.time() - 30  # a start in another process may not have written its record yet
     for path in registry.logs_dir().glob("*.log"):
-        if str(path) not in in_use and not path.is_symlink() and path.stat().st_mtime < recent:
-            with contextlib.suppress(OSError):
+        if not registry.LOG_NAME.match(path.name) or str(path) in in_use or path.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < recent:
                 path.unlink()
                 removed += 1
     return removed
@@ -363,6 +380,7 @@ __all__ = [
     "kill",
     "list_instances",
     "newest_running",
+    "collect_garbage",
     "scan",
     "start",
     "tunnel",
@@ -376,7 +394,7 @@ __all__ = [
 
 
 def tunnel(
-    logdir: str | None = None,
+    logdir: str | os.PathLike[str] | Logdir | None = None,
     port: int | None = None,
     provider: str | None = None,
     *,
@@ -397,7 +415,7 @@ def tunnel(
 
     cfg = config or get_default()
     seconds = manager.parse_ttl(ttl)
-    port = validate_port(port)
+    port = None if port is None else inputs.port(port)
     if logdir is not None:
         board = start(logdir, extra_args=extra_args, config=cfg)
         board = next((i for i in list_instances() if i.pid == board.pid), board)
@@ -427,12 +445,12 @@ def _running_board(port: int | None) -> Instance:
 
 def close_tunnels(port: int | None = None) -> list[Instance]:
     """Close the tunnel of the board on ``port`` (all tunnels without a port); boards keep running."""
-    port = validate_port(port)
+    port = None if port is None else inputs.port(port)
     closed = []
     for inst in list_instances():
         if inst.tunnel is not None and (port is None or inst.port == port):
             tunnel_lifecycle.stop_helper(inst.tunnel)
-            launcher.remove_log_file(inst.tunnel.log_path)
+            registry.remove_log_file(inst.tunnel.log_path)
             closed.append(inst)
     if port is not None and not closed:
         raise NoSuchBoardError(f"no open tunnel for port {port}", "see tunnels with: nbboard list")
@@ -443,26 +461,9 @@ def tunnel_urls(port: int | None = None) -> list[tuple[Instance, str]]:
     """Full tunnel URLs (with their secrets) for their owner."""
     from .tunnels import manager
 
-    port = validate_port(port)
+    port = None if port is None else inputs.port(port)
     return [
         (i, manager.full_url(i.tunnel))
         for i in list_instances()
         if i.tunnel is not None and (port is None or i.port == port)
     ]
-
-
-# ---------------------------------------------------------------------------
-# display
-
-
-def display(instance: Instance | None = None, height: int = 800) -> object:
-    """Show ``instance`` (default: the newest running board) inline, or print its URL in a terminal."""
-    from . import embed
-
-    if instance is None:
-        instance = newest_running()
-        if instance is None:
-            raise NoSuchBoardError(
-                "no TensorBoard is running", "start one with nbboard.start('logs') or %board --logdir logs"
-            )
-    return embed.show(instance, height)

@@ -1,16 +1,21 @@
 """Showing a board wherever the code runs: a widget in notebooks, a link in terminals.
 
-Reads instances; never starts or stops anything itself (the widget's Stop
-button goes through :func:`nbboard.api.kill`).
+Reads instances and never re-implements lifecycle: the widget's Stop and
+Close link buttons call :func:`nbboard.api.kill` and
+:func:`nbboard.api.close_tunnels`, handed to the widget as callbacks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
+import socket
 import sys
 from typing import Any
 
-from .registry import Instance
+from .config import BoardConfig, get_default
+from .instance import Instance
 
 
 def environment() -> str:
@@ -31,13 +36,51 @@ def environment() -> str:
     return "notebook"
 
 
-def tunnel_hint(env: str) -> str:
+def host_app(env: str) -> str:
+    """A hint for the front end about where the kernel runs ("vscode", "kaggle", "colab" or "").
+
+    Only a hint: the browser still decides how to reach TensorBoard by probing.
+    """
+    if env in ("colab", "kaggle"):
+        return env
+    if any(os.environ.get(k) for k in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI")):
+        return "vscode"
+    return ""
+
+
+def kernel_login() -> tuple[str, str]:
+    """The user and host for the ``ssh -L`` line a user types on their own computer."""
+    user = ""
+    with contextlib.suppress(KeyError, OSError, ImportError):  # no USER/LOGNAME and no passwd entry
+        user = getpass.getuser()
+    if not user:
+        import psutil
+
+        with contextlib.suppress(psutil.Error, KeyError):
+            user = psutil.Process().username().rsplit("\\", 1)[-1]  # Windows: DOMAIN\user
+    return user or "USER", socket.gethostname() or "HOST"
+
+
+def remote_hint(env: str, port: int, user: str, host: str) -> str:
+    """How to see a board from a browser that cannot reach the kernel's loopback.
+
+    The one wording for terminals and for the widget's "unreachable" message.
+    """
+    tunnel = f"nbboard tunnel --port {port}" if env in ("terminal", "plain") else "%board --tunnel"
     if env == "kaggle":
-        return "Kaggle's browser cannot reach the kernel's ports: run %board --tunnel for a protected public link."
-    if env in ("terminal", "plain"):
-        return (
-            "on a remote machine, forward the port (ssh -L PORT:127.0.0.1:PORT host) or run: nbboard tunnel --port PORT"
-        )
+        return f"Kaggle's browser cannot reach the kernel's ports: run {tunnel} for a protected public link."
+    return (
+        "To open it from another computer, forward the port there:\n"
+        f"    ssh -L {port}:127.0.0.1:{port} {user}@{host}\n"
+        f"then open http://127.0.0.1:{port}/\n"
+        f"or run {tunnel} for a protected public link."
+    )
+
+
+def tunnel_hint(env: str, port: int) -> str:
+    """What terminals (and Kaggle's cell output) print under the board's URL."""
+    if env in ("kaggle", "terminal", "plain"):
+        return remote_hint(env, port, *kernel_login())
     return ""
 
 
@@ -56,7 +99,17 @@ class Board:
 
         from .widget import BoardWidget
 
-        self.widget = BoardWidget(height=height, logdir=logdir, status="starting", started_at=time.time())
+        user, host = kernel_login()
+        self.widget = BoardWidget(
+            actions={"stop": self.stop, "close_tunnel": self.close_tunnel},
+            height=height,
+            logdir=logdir,
+            status="starting",
+            started_at=time.time(),
+            host_app=host_app(self.env),
+            kernel_user=user,
+            kernel_host=host,
+        )
         data, metadata = self.widget.bundle()
         self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
@@ -66,14 +119,16 @@ class Board:
         if self.widget is None:
             print(fmt.started(instance))
             print(instance.url)
-            hint = tunnel_hint(self.env).replace("PORT", str(instance.port))
+            hint = tunnel_hint(self.env, instance.port)
             if hint:
                 print(hint)
             return
-        self.widget.show(instance)
+        w = self.widget
+        w.remote_hint = remote_hint(self.env, instance.port, w.kernel_user, w.kernel_host)
+        w.show(instance)
         self._refresh()
         if self.env == "kaggle":
-            print(tunnel_hint(self.env))
+            print(tunnel_hint(self.env, instance.port))
 
     def redisplay(self) -> None:
         from IPython.display import display
@@ -87,6 +142,35 @@ class Board:
         self.widget.fail(message)
         self._refresh()
 
+    def stop(self) -> None:
+        """Stop this board's TensorBoard (the widget's Stop button)."""
+        from . import api
+        from .errors import NbboardError
+
+        widget = self.widget
+        try:
+            report = api.kill(pid=widget.pid)
+            stopped = bool(report.stopped)
+            note = f"stopped TensorBoard on port {widget.port} (pid {widget.pid})" if stopped else "already stopped"
+        except NbboardError:
+            note = f"TensorBoard on port {widget.port} had already stopped"
+        with widget.hold_sync():
+            widget.note = note
+            widget.status = "stopped"
+
+    def close_tunnel(self) -> None:
+        """Close this board's public tunnel (the widget's Close link button); the board keeps running."""
+        from . import api
+        from .errors import NbboardError
+
+        widget = self.widget
+        try:
+            api.close_tunnels(port=widget.port)
+            widget.note = "closed the public link"
+        except NbboardError:
+            widget.note = "the public link was already closed"
+        widget.tunnel_url = ""
+
     def _refresh(self) -> None:
         """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too.
 
@@ -98,8 +182,17 @@ class Board:
             self.handle.update(data, metadata=metadata, raw=True)
 
 
-def show(instance: Instance, height: int = 800) -> Board:
-    """Display an existing instance (``nbboard.display``)."""
-    board = Board(height, instance.logdir)
+def display(instance: Instance | None = None, height: int | None = None, config: BoardConfig | None = None) -> Board:
+    """Show ``instance`` (default: the newest running board) inline, or print its URL in a terminal."""
+    from . import api
+    from .errors import NoSuchBoardError
+
+    if instance is None:
+        instance = api.newest_running()
+        if instance is None:
+            raise NoSuchBoardError(
+                "no TensorBoard is running", "start one with nbboard.start('logs') or %board --logdir logs"
+            )
+    board = Board(height or (config or get_default()).height, instance.logdir)
     board.show(instance)
     return board

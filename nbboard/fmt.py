@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from .registry import Instance, Skipped
+from .instance import Instance
+from .registry import Skipped
+from .tunnels.secrets import mask
 
 
 def duration(seconds: float) -> str:
@@ -32,9 +35,11 @@ def started(instance: Instance) -> str:
     return f"started TensorBoard{version} on port {instance.port} (pid {instance.pid}) for {instance.logdir}"
 
 
-def table(instances: Sequence[Instance], now: float | None = None) -> str:
+def table(instances: Sequence[Instance], now: float | None = None, *, magic: bool = False) -> str:
+    """The ``list`` table; ``magic`` words its hints for ``%board`` instead of the shell."""
     if not instances:
-        return "no TensorBoard running (start one with: nbboard start --logdir DIR)"
+        start = "%board --logdir DIR" if magic else "nbboard start --logdir DIR"
+        return f"no TensorBoard running (start one with: {start})"
     now = time.time() if now is None else now
     rows = [("PORT", "PID", "STATUS", "UPTIME", "SOURCE", "LOGDIR", "URL")]
     for i in instances:
@@ -55,12 +60,10 @@ def table(instances: Sequence[Instance], now: float | None = None) -> str:
         if i.status == "stale" and i.reason:
             lines.append(f"  stale {i.port}: {i.reason}")
         if i.tunnel is not None:
-            from .tunnels.secrets import mask
-
             lines.append(f"  tunnel {i.port}: {mask(i.tunnel.public_url, i.tunnel.auth)} ({i.tunnel.provider})")
     stale = sum(1 for i in instances if i.status == "stale")
     if stale:
-        lines.append(f"{stale} stale record(s): clear them with: nbboard kill")
+        lines.append(f"{stale} stale record(s): clear them with: {'%board kill' if magic else 'nbboard kill'}")
     return "\n".join(lines)
 
 
@@ -80,3 +83,39 @@ def killed(stopped: Sequence[Instance], cleaned: Sequence[Instance], removed_log
     if removed_logs:
         lines.append(f"removed {removed_logs} old log file(s)")
     return "\n".join(lines) or "nothing to stop: no TensorBoard and no stale records"
+
+
+# ---------------------------------------------------------------------------
+# JSON for --json: one shape everywhere, never a secret
+
+
+def instance_json(instance: Instance) -> dict[str, Any]:
+    """The public JSON form of a board (``nbboard list --json``, ``start --json``, ``kill --json``)."""
+    data: dict[str, Any] = {
+        "pid": instance.pid,
+        "port": instance.port,
+        "logdir": instance.logdir,
+        "url": instance.url,
+        "status": instance.status,
+        "source": instance.source,
+        "reason": instance.reason,
+        "reused": instance.reused,
+        "start_time": instance.start_time,
+        "uptime_s": round(instance.uptime(), 1),
+        "version": instance.version,
+        "record": instance.record.path,
+        "log": instance.log_path,
+    }
+    if instance.tunnel is not None:
+        data["tunnel"] = {
+            "provider": instance.tunnel.provider,
+            "url": mask(instance.tunnel.public_url, instance.tunnel.auth),
+            "helper_pid": instance.tunnel.helper_pid,
+            "expires_at": instance.tunnel.expires_at,
+            "auth": instance.tunnel.auth,
+        }
+    return data
+
+
+def skipped_json(item: Skipped) -> dict[str, str]:
+    return {"path": item.path, "why": item.why}

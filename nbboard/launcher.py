@@ -18,7 +18,6 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +25,15 @@ from pathlib import Path
 import psutil
 
 from . import liveness, procs, registry
-from .registry import Instance
+from .registry import BoardRecord
 
 #: "TensorBoard 2.21.0 at http://127.0.0.1:41235/ (Press CTRL+C to quit)"
 _SERVING = re.compile(r"TensorBoard (\S+) at https?://\S+?:(\d+)/")
-_TAIL_LINES = 15
 
 
 @dataclass(frozen=True)
 class Launched:
-    instance: Instance
+    record: BoardRecord
 
 
 @dataclass(frozen=True)
@@ -82,72 +80,6 @@ def tensorboard_command() -> list[str] | None:
     return [sys.executable, "-m", "tensorboard.main"]
 
 
-def output_tail(log_path: str, lines: int = _TAIL_LINES) -> str:
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def new_log_path(kind: str) -> str:
-    return str(registry.logs_dir() / f"{kind}-{uuid.uuid4().hex[:12]}.log")
-
-
-def spawn_detached(argv: Sequence[str], log_path: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` detached, its stdout and stderr in a new 0600 log file."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            close_fds=True,
-            env=env,
-            **detached_popen_kwargs(),  # type: ignore[arg-type]
-        )
-    finally:
-        os.close(fd)
-
-
-OWNER_VAR = "NBBOARD_OWNER"
-
-
-def owner_tag() -> str:
-    """Marks processes this registry started, in their environment.
-
-    A starter killed between ``Popen`` and writing the record (a window of a
-    millisecond) would leave an unrecorded TensorBoard; ``kill`` finds such
-    processes by this tag. The tag names the registry, not a secret.
-    """
-    import hashlib
-
-    return hashlib.sha256(str(registry.ensure_home()).encode()).hexdigest()[:16]
-
-
-def owner_env() -> dict[str, str]:
-    return {**os.environ, OWNER_VAR: owner_tag()}
-
-
-def detached_popen_kwargs() -> dict[str, object]:
-    """Popen options that let the child outlive its parent.
-
-    A new session (POSIX) or process group (Windows) keeps the kernel's
-    SIGINT/SIGTERM and the terminal's hang-up away from TensorBoard, so a
-    board survives a kernel restart and the CLI exiting.
-    """
-    if os.name == "nt":
-        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(subprocess, "DETACHED_PROCESS", 0)
-        flags |= getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        return {"creationflags": flags}
-    return {"start_new_session": True}
-
-
 def launch(
     command: Sequence[str],
     logdir_args: Sequence[str],
@@ -171,9 +103,9 @@ def launch(
     if not bind_publicly:
         argv += ["--host", bind_host]
     argv += list(extra)
-    log_path = new_log_path("tb")
+    log_path = registry.new_log_path("tb")
     try:
-        child = spawn_detached(argv, log_path, owner_env())
+        child = procs.spawn_detached(argv, log_path, procs.owner_env())
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(log_path)
@@ -183,7 +115,7 @@ def launch(
         created = psutil.Process(child.pid).create_time()
     except psutil.NoSuchProcess:
         created = started
-    instance = Instance(
+    record = BoardRecord(
         pid=child.pid,
         port=port or 0,
         logdir=logdir_display,
@@ -195,79 +127,71 @@ def launch(
         start_time=int(started),
         log_path=log_path,
         state="starting",
-        status="starting",
     )
     try:
-        instance = registry.write(instance)
+        record = registry.write(record)
     except Exception:
         # Unrecorded processes are not allowed: stop it before reporting the registry error.
-        _discard(child, instance, remove_log=True)
+        _discard(child, record)
         raise
-    return _wait_ready(child, instance, timeout)
+    return _wait_ready(child, record, timeout)
 
 
-def _wait_ready(child: subprocess.Popen[bytes], instance: Instance, timeout: float) -> LaunchResult:
+def _wait_ready(child: subprocess.Popen[bytes], record: BoardRecord, timeout: float) -> LaunchResult:
     deadline = time.monotonic() + timeout
     delay = 0.01
-    version = ""
     while True:
         code = child.poll()
         if code is not None:
-            tail = output_tail(instance.log_path)
-            registry.remove(instance)
-            return Failed(code, tail, instance.log_path)
-        if instance.port == 0 or not version:
-            match = _SERVING.search(output_tail(instance.log_path, lines=200))
-            if match:
-                version = match.group(1)
-                instance = dataclasses.replace(instance, version=version, port=instance.port or int(match.group(2)))
-                instance = registry.write(instance)
-        if instance.port and liveness.answers(instance.port, instance.path_prefix, instance.host):
-            ready = dataclasses.replace(instance, state="ready", status="running")
-            return Launched(registry.write(ready))
+            tail = registry.output_tail(record.log_path)
+            registry.remove(record)
+            return Failed(code, tail, record.log_path)
+        if record.port == 0 or not record.version:
+            learned = _serving_line(record)
+            if learned != record:
+                record = registry.write(learned)
+        if record.port and liveness.answers(record.port, record.path_prefix, record.host):
+            return Launched(registry.write(dataclasses.replace(record, state="ready")))
         if time.monotonic() >= deadline:
-            tail = output_tail(instance.log_path)
-            _discard(child, instance, remove_log=True)
-            return TimedOut(instance.pid, timeout, tail)
+            tail = registry.output_tail(record.log_path)
+            _discard(child, record)
+            return TimedOut(record.pid, timeout, tail)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.02)  # a refused connect costs ~0.1 ms: noticing readiness within 20 ms is cheap
 
 
-def learn_port(instance: Instance) -> Instance:
+def _serving_line(record: BoardRecord) -> BoardRecord:
+    """``record`` with the version and (for --port 0) the port TensorBoard printed, if it has."""
+    match = _SERVING.search(registry.output_tail(record.log_path, lines=200))
+    if not match:
+        return record
+    return dataclasses.replace(record, version=match.group(1), port=record.port or int(match.group(2)))
+
+
+def learn_port(record: BoardRecord) -> BoardRecord:
     """Fill in the port (and version) of a record whose starter died before reading them.
 
     With ``--port 0`` only TensorBoard's serving line tells the port; a starter
     killed before it read that line leaves a record with port 0 that no probe
     could ever reach. Whoever finds such a record reads the line instead.
     """
-    if instance.port and instance.version:
-        return instance
-    match = _SERVING.search(output_tail(instance.log_path, lines=200))
-    if not match:
-        return instance
+    if record.port and record.version:
+        return record
+    learned = _serving_line(record)
+    if learned == record:
+        return record
     with contextlib.suppress(ValueError, OSError):
-        current = registry.parse_record(registry.read_trusted_json(Path(instance.path)), instance.path)
+        current = registry.decode(BoardRecord, registry.read_trusted_json(Path(record.path)), record.path)
         if current.port and current.version:
             return current  # its starter is alive and got there first
-    learned = dataclasses.replace(instance, version=match.group(1), port=instance.port or int(match.group(2)))
     return registry.write(learned)
 
 
-def _discard(child: subprocess.Popen[bytes], instance: Instance, remove_log: bool) -> None:
+def _discard(child: subprocess.Popen[bytes], record: BoardRecord) -> None:
+    """Stop a board that failed to become ready, and forget it: no unrecorded process, no record."""
     with contextlib.suppress(psutil.NoSuchProcess):
         procs.terminate_tree(psutil.Process(child.pid), grace=2.0)
     with contextlib.suppress(Exception):
         child.wait(timeout=1)
-    registry.remove(instance)
-    if remove_log:
-        remove_log_file(instance.log_path)
-
-
-def remove_log_file(log_path: str) -> None:
-    """Delete a board's log, only if it lies in nbboard's own logs directory."""
-    if not log_path:
-        return
-    path = Path(log_path)
-    with contextlib.suppress(OSError, registry.RegistryError):
-        if path.parent.resolve() == registry.logs_dir().resolve() and not path.is_symlink():
-            path.unlink()
+    registry.remove(record)
+    registry.remove_log_file(record.log_path)

@@ -8,14 +8,14 @@ pid that died long ago.
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import time
 
 import psutil
 
 from . import procs
-from .registry import SOURCE_NBBOARD, Instance
+from .instance import Instance
+from .registry import SOURCE_NBBOARD, BoardRecord
 
 #: How long one probe may take. TensorBoard answers /data/environment in ~1 ms;
 #: a board that needs longer is busy enough to count as not answering.
@@ -43,31 +43,27 @@ def answers(port: int, path_prefix: str = "", host: str = "127.0.0.1", timeout: 
         conn.close()
 
 
-def owner(instance: Instance) -> tuple[psutil.Process | None, str]:
+def owner(record: BoardRecord) -> tuple[psutil.Process | None, str]:
     """The process the record proves to be its TensorBoard, or (None, why not)."""
-    if instance.source == SOURCE_NBBOARD:
-        return procs.find_launched(instance.pid, instance.create_time, instance.argv)
-    return procs.find_tensorboard(instance.pid, instance.start_time)
+    if record.source == SOURCE_NBBOARD:
+        return procs.find_launched(record.pid, record.create_time, record.argv)
+    return procs.find_tensorboard(record.pid, record.start_time)
 
 
-def check(instance: Instance, start_timeout: float = 60.0) -> tuple[Instance, psutil.Process | None]:
-    """``instance`` with ``status``/``reason`` filled in, and its process if it is ours.
+def check(record: BoardRecord, start_timeout: float = 60.0) -> tuple[Instance, psutil.Process | None]:
+    """What ``record`` is now, and its process if it is ours.
 
     Status: "running" (ours and answering), "starting" (ours, launched less
     than ``start_timeout`` ago, not answering yet), "stale" (anything else).
     A stale record may still come with a process: ours but hung; ``kill``
     stops it, ``list`` keeps the record so that it can.
     """
-    proc, why = owner(instance)
+    proc, why = owner(record)
     if proc is None:
-        return dataclasses.replace(instance, status="stale", reason=why), None
-    if answers(instance.port, instance.path_prefix, instance.host):
-        return dataclasses.replace(instance, status="running", reason=""), proc
-    if instance.state == "starting" and time.time() - instance.start_time < start_timeout:
-        return dataclasses.replace(instance, status="starting", reason="not answering yet"), proc
-    return (
-        dataclasses.replace(
-            instance, status="stale", reason=f"process {instance.pid} is alive but port {instance.port} does not answer"
-        ),
-        proc,
-    )
+        return Instance(record, status="stale", reason=why), None
+    if answers(record.port, record.path_prefix, record.host):
+        return Instance(record, status="running"), proc
+    if record.state == "starting" and time.time() - record.start_time < start_timeout:
+        return Instance(record, status="starting", reason="not answering yet"), proc
+    why = f"process {record.pid} is alive but port {record.port} does not answer"
+    return Instance(record, status="stale", reason=why), proc

@@ -12,8 +12,11 @@ import difflib
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from . import inputs
 from .errors import UsageError
 
 #: nbboard's own options: name → takes a value?
@@ -158,41 +161,28 @@ def parse(line: str) -> BoardCommand:
         action=action,
         logdir=_opt_str(values.get("logdir")),
         logdir_spec=_opt_str(values.get("logdir_spec")),
-        port=_int(values.get("port"), "port", 1, 65535, "6006"),
-        height=_int(values.get("height"), "height", 100, 10000, "600"),
-        timeout=_float(values.get("timeout")),
+        port=_maybe(inputs.port, values.get("port")),
+        height=_maybe(_height, values.get("height")),
+        timeout=_maybe(inputs.seconds, values.get("timeout")),
         restart=bool(values.get("restart")),
         display=not values.get("no_display"),
         tunnel=_opt_str(values.get("tunnel")),
-        pid=_int(values.get("pid"), "pid", 1, 2**31, "12345"),
+        pid=_maybe(inputs.pid, values.get("pid")),
         extra=tuple(extra),
         notes=tuple(notes),
     )
 
 
+T = TypeVar("T")
+
+
+def _maybe(parse: Callable[[object], T], value: object) -> T | None:
+    return None if value is None else parse(value)
+
+
+def _height(value: object) -> int:
+    return inputs.integer(value, "--height", 100, 10000, "600")
+
+
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _int(value: object, name: str, lo: int, hi: int, example: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise UsageError(f"invalid {name} {value!r}: expected a number", f"e.g. --{name} {example}") from None
-    if not lo <= number <= hi:
-        raise UsageError(f"invalid {name} {number}: expected {lo} to {hi}", f"e.g. --{name} {example}")
-    return number
-
-
-def _float(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(str(value))
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise UsageError(f"invalid timeout {value!r}: expected seconds > 0", "e.g. --timeout 120")
-    return number

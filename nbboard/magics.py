@@ -8,10 +8,13 @@ Options are configurable in the IPython config, e.g.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 from IPython.core.magic import Magics, line_magic, magics_class
+
+if TYPE_CHECKING:
+    from .config import BoardConfig
 
 
 @magics_class
@@ -39,7 +42,7 @@ class BoardMagics(Magics):
             print("nbboard: interrupted (TensorBoard, if it was starting, has been stopped or recorded: %board list)")
 
     def _board(self, line: str) -> None:
-        from . import api, fmt, magic_args
+        from . import api, fmt, logdirs, magic_args
 
         cmd = magic_args.parse(line)
         for note in cmd.notes:
@@ -49,18 +52,25 @@ class BoardMagics(Magics):
             return
         if cmd.action == "list":
             found = api.scan()
-            print(fmt.table(found.instances))
+            print(fmt.table(found.instances, magic=True))
             if found.skipped:
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
-            report = api.kill(port=cmd.port, pid=cmd.pid, logdir=cmd.logdir)
+            target = logdirs.resolve(cmd.logdir) if cmd.logdir is not None else None
+            report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
             return
         if cmd.logdir is None and cmd.logdir_spec is None:
             self._redisplay(cmd.height or self.height)
             return
         self._start_and_show(cmd)
+
+    def board_config(self) -> BoardConfig:
+        """The API's settings, from this magic's traitlets (``c.BoardMagics.…``)."""
+        from .config import BoardConfig
+
+        return BoardConfig(start_timeout=self.start_timeout, height=self.height, tunnel_provider=self.tunnel_provider)
 
     def _redisplay(self, height: int) -> None:
         from . import api, embed
@@ -73,7 +83,7 @@ class BoardMagics(Magics):
                 "working directory)"
             )
             return
-        embed.show(newest, height)
+        embed.display(newest, height)
 
     def _start_and_show(self, cmd: Any) -> None:
         from . import api, embed, logdirs
@@ -95,12 +105,12 @@ class BoardMagics(Magics):
         pool = ThreadPoolExecutor(max_workers=1)
         pending = pool.submit(
             api.start,
-            cmd.logdir,
+            target,
             port=cmd.port,
             extra_args=cmd.extra,
-            timeout=cmd.timeout or self.start_timeout,
+            timeout=cmd.timeout,
             restart=cmd.restart,
-            logdir_spec=cmd.logdir_spec,
+            config=self.board_config(),
         )
         pool.shutdown(wait=False)
         try:
@@ -151,8 +161,8 @@ class BoardMagics(Magics):
     def _open_tunnel(self, instance: Any, provider: str, board: Any) -> None:
         from . import api
 
-        provider = self.tunnel_provider if provider == "auto" else provider
-        result = api.tunnel(port=instance.port, provider=provider)
+        chosen = None if provider == "auto" else provider  # None: the configured default
+        result = api.tunnel(port=instance.port, provider=chosen, config=self.board_config())
         for note in result.notes:
             print(f"nbboard: {note}")
         if board is not None and board.widget is not None:

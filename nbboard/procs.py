@@ -8,11 +8,15 @@ creation time, and where readable its command line, match the record.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
+import subprocess
 import time
 from collections.abc import Sequence
 
 import psutil
+
+from . import config
 
 #: How long a board gets to exit on SIGTERM before SIGKILL. Alone, TensorBoard exits in
 #: ~0.15 s; ten at once on two cores need 1.1 s (measured), all of it interpreter teardown:
@@ -166,3 +170,55 @@ def tagged(var: str, tag: str, skip: set[int]) -> list[psutil.Process]:
         except (psutil.Error, OSError):
             continue
     return found
+
+
+# ---------------------------------------------------------------------------
+# Starting detached processes (boards and tunnel helpers)
+
+#: Marks processes this registry started, in their environment (see owner_tag).
+OWNER_VAR = "NBBOARD_OWNER"
+
+
+def owner_tag() -> str:
+    """A tag naming this registry, put in the environment of every process nbboard starts.
+
+    A starter killed between ``Popen`` and writing the record (a window of a
+    millisecond) would leave an unrecorded process; ``kill`` finds such
+    processes by this tag. The tag names the registry, not a secret.
+    """
+    return hashlib.sha256(str(config.home()).encode()).hexdigest()[:16]
+
+
+def owner_env() -> dict[str, str]:
+    return {**os.environ, OWNER_VAR: owner_tag()}
+
+
+def detached_popen_kwargs() -> dict[str, object]:
+    """Popen options that let the child outlive its parent.
+
+    A new session (POSIX) or process group (Windows) keeps the kernel's
+    SIGINT/SIGTERM and the terminal's hang-up away from TensorBoard, so a
+    board survives a kernel restart and the CLI exiting.
+    """
+    if os.name == "nt":
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(subprocess, "DETACHED_PROCESS", 0)
+        flags |= getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        return {"creationflags": flags}
+    return {"start_new_session": True}
+
+
+def spawn_detached(argv: Sequence[str], log_path: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached, its stdout and stderr in a new 0600 log file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            close_fds=True,
+            env=env,
+            **detached_popen_kwargs(),  # type: ignore[arg-type]
+        )
+    finally:
+        os.close(fd)

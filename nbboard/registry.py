@@ -16,13 +16,15 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import stat
 import tempfile
-import time
+import typing
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config
 from .errors import RegistryError
@@ -37,17 +39,20 @@ SOURCE_TENSORBOARD = "tensorboard"
 
 
 @dataclass(frozen=True)
-class TunnelInfo:
-    """A public tunnel in front of a board (see :mod:`nbboard.tunnels`).
+class TunnelRecord:
+    """A public tunnel in front of a board (see :mod:`nbboard.tunnels`), as stored on disk.
 
     Attributes:
       provider: "ngrok" or "localtunnel".
       public_url: URL without the secret.
-      helper_pid / helper_create_time: the detached helper that holds the tunnel.
+      helper_pid / helper_create_time / helper_argv: the detached helper that holds the tunnel.
       gate_port: loopback port of the authenticating gate (0 when --no-auth).
+      board_pid: the board this tunnel exposes.
       expires_at: epoch seconds, 0 for no expiry.
       secret_file: 0600 file holding the secret; the secret itself is never in a record.
       log_path: the helper's log.
+      auth: False only when the user asked for --no-auth.
+      path: the record file (not stored).
     """
 
     provider: str
@@ -55,54 +60,49 @@ class TunnelInfo:
     helper_pid: int
     helper_create_time: float
     gate_port: int
-    board_pid: int = 0
+    board_pid: int
     expires_at: int = 0
     secret_file: str = ""
     log_path: str = ""
     auth: bool = True
     helper_argv: tuple[str, ...] = ()
-    path: str = field(default="", compare=False)
+    path: str = field(default="", compare=False, metadata={"stored": False})
 
 
 @dataclass(frozen=True)
-class Instance:
-    """One TensorBoard known to nbboard.
+class BoardRecord:
+    """One TensorBoard, as stored on disk: only facts written when it was launched.
+
+    What is computed on read (running or stale, why, its tunnel) lives in
+    :class:`nbboard.instance.Instance`, never here.
 
     Attributes:
-      pid / create_time: the process; both must match before nbboard signals it.
+      pid / create_time / argv: the process; all three must match before nbboard signals it.
       port / host / path_prefix: where it serves.
       logdir: absolute local path, or a remote URL / logdir spec exactly as given.
       cache_key: reuse key (logdir + normalised extra flags).
-      argv: the full command line nbboard launched.
-      version: TensorBoard's version.
       start_time: epoch seconds when nbboard launched it.
+      version: TensorBoard's version, once it printed it.
       log_path: TensorBoard's combined stdout/stderr.
       state: "starting" until it first answered, then "ready".
-      source: "nbboard", or "tensorboard" for a record from ``%tensorboard``'s registry.
-      status: computed on read: "running", "starting" or "stale".
-      reason: why a record is stale, for the user.
-      path: the record file.
-      reused: set by ``start`` when it returned an existing board.
+      source: "nbboard", or "tensorboard" for a record read from ``%tensorboard``'s registry.
+      path: the record file (not stored).
     """
 
     pid: int
     port: int
     logdir: str
+    create_time: float
+    cache_key: str
+    argv: tuple[str, ...]
+    start_time: int
     host: str = "127.0.0.1"
     path_prefix: str = ""
-    create_time: float = 0.0
-    cache_key: str = ""
-    argv: tuple[str, ...] = ()
     version: str = ""
-    start_time: int = 0
     log_path: str = ""
     state: str = "ready"
-    tunnel: TunnelInfo | None = None
     source: str = SOURCE_NBBOARD
-    status: str = "running"
-    reason: str = ""
-    path: str = field(default="", compare=False)
-    reused: bool = False
+    path: str = field(default="", compare=False, metadata={"stored": False})
 
     @property
     def url(self) -> str:
@@ -116,36 +116,78 @@ class Instance:
         prefix = self.path_prefix.strip("/")
         return f"http://{host}:{self.port}/" + (f"{prefix}/" if prefix else "")
 
-    def uptime(self, now: float | None = None) -> float:
-        return max(0.0, (time.time() if now is None else now) - self.start_time)
 
-    def to_json(self) -> dict[str, Any]:
-        """The public JSON form (``nbboard list --json``): no secrets."""
-        data = {
-            "pid": self.pid,
-            "port": self.port,
-            "logdir": self.logdir,
-            "url": self.url,
-            "status": self.status,
-            "source": self.source,
-            "reason": self.reason,
-            "start_time": self.start_time,
-            "uptime_s": round(self.uptime(), 1),
-            "version": self.version,
-            "record": self.path,
-            "log": self.log_path,
-        }
-        if self.tunnel is not None:
-            from .tunnels.secrets import mask
+# ---------------------------------------------------------------------------
+# One codec for every record type, derived from the dataclass fields (as
+# TensorBoard's manager.py derives its info format from TensorBoardInfo).
 
-            data["tunnel"] = {
-                "provider": self.tunnel.provider,
-                "url": mask(self.tunnel.public_url, self.tunnel.auth),
-                "helper_pid": self.tunnel.helper_pid,
-                "expires_at": self.tunnel.expires_at,
-                "auth": self.tunnel.auth,
-            }
-        return data
+R = TypeVar("R", BoardRecord, TunnelRecord)
+
+
+def _stored_fields(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)]
+
+
+def encode(record: BoardRecord | TunnelRecord) -> str:
+    """The JSON text of a record: every stored field, tuples as lists, plus the schema number."""
+    data: dict[str, Any] = {"schema": SCHEMA}
+    for f in _stored_fields(type(record)):
+        value = getattr(record, f.name)
+        data[f.name] = list(value) if isinstance(value, tuple) else value
+    return json.dumps(data, indent=1)
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` (int, float, str, bool or tuple[str, ...]); ValueError otherwise."""
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif typing.get_origin(kind) is tuple:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:  # pragma: no cover - a field type this codec was not taught
+        raise TypeError(f"record field {name!r} has an unsupported type {kind!r}")
+    if not ok:
+        raise ValueError(f"key {name!r} has the wrong type")
+    return value
+
+
+def decode(cls: type[R], data: dict[str, Any], path: str = "") -> R:
+    """Build a record of ``cls`` from parsed JSON.
+
+    Strict about the keys it needs (missing or wrongly typed ones raise
+    ValueError with a short reason); unknown keys are ignored, so an older
+    nbboard can still read a newer record of the same schema.
+    """
+    schema = data.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise ValueError("no schema number")
+    if schema > SCHEMA:
+        raise ValueError(f"written by a newer nbboard (schema {schema}); upgrade nbboard to manage it")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in _stored_fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"missing key {f.name!r}")
+            continue
+        values[f.name] = _coerce(f.name, data[f.name], hints[f.name])
+    record = cls(**values, path=path)
+    _check_ranges(record)
+    return record
+
+
+def _check_ranges(record: BoardRecord | TunnelRecord) -> None:
+    if isinstance(record, BoardRecord) and (record.pid <= 0 or not 0 <= record.port <= 65535):
+        raise ValueError("pid or port out of range")
+    if isinstance(record, TunnelRecord) and (record.helper_pid <= 0 or record.board_pid <= 0):
+        raise ValueError("pid out of range")
 
 
 @dataclass(frozen=True)
@@ -228,54 +270,26 @@ def write_private(path: Path, text: str) -> None:
         ) from None
 
 
-def write(instance: Instance) -> Instance:
-    """Persist ``instance``; returns it with ``path`` set."""
-    path = record_path(instance.pid)
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "pid": instance.pid,
-        "create_time": instance.create_time,
-        "port": instance.port,
-        "host": instance.host,
-        "path_prefix": instance.path_prefix,
-        "logdir": instance.logdir,
-        "cache_key": instance.cache_key,
-        "argv": list(instance.argv),
-        "version": instance.version,
-        "start_time": instance.start_time,
-        "log_path": instance.log_path,
-        "state": instance.state,
-    }
-    write_private(path, json.dumps(record, indent=1))
-    return dataclasses.replace(instance, path=str(path))
+def write(record: BoardRecord) -> BoardRecord:
+    """Persist ``record``; returns it with ``path`` set."""
+    path = record_path(record.pid)
+    write_private(path, encode(record))
+    return dataclasses.replace(record, path=str(path))
 
 
-def remove(instance: Instance) -> bool:
-    """Delete the record file of ``instance``; True if it was there."""
-    if not instance.path:
+def remove(record: BoardRecord | TunnelRecord) -> bool:
+    """Delete the record file; True if it was there."""
+    if not record.path:
         return False
     try:
-        os.unlink(instance.path)
+        os.unlink(record.path)
         return True
-    except FileNotFoundError:
-        return False
     except OSError:
         return False
 
 
 # ---------------------------------------------------------------------------
 # Reading
-
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "pid": int,
-    "create_time": (int, float),
-    "port": int,
-    "logdir": str,
-    "cache_key": str,
-    "argv": list,
-    "start_time": int,
-}
-_OPTIONAL_STR = ("host", "path_prefix", "version", "log_path", "state")
 
 
 def read_trusted_json(path: Path) -> dict[str, Any]:
@@ -310,50 +324,9 @@ def read_trusted_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_types(data: dict[str, Any], required: dict[str, type | tuple[type, ...]]) -> None:
-    for key, kind in required.items():
-        if key not in data:
-            raise ValueError(f"missing key {key!r}")
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(f"key {key!r} has the wrong type")
-
-
-def parse_record(data: dict[str, Any], path: str = "") -> Instance:
-    """Build an Instance from a record; unknown keys are ignored."""
-    schema = data.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool):
-        raise ValueError("no schema number")
-    if schema > SCHEMA:
-        raise ValueError(f"written by a newer nbboard (schema {schema}); upgrade nbboard to manage it")
-    _check_types(data, _REQUIRED)
-    for key in _OPTIONAL_STR:
-        if key in data and not isinstance(data[key], str):
-            raise ValueError(f"key {key!r} has the wrong type")
-    if not all(isinstance(a, str) for a in data["argv"]):
-        raise ValueError("key 'argv' has the wrong type")
-    if data["pid"] <= 0 or not (0 <= data["port"] <= 65535):
-        raise ValueError("pid or port out of range")
-    return Instance(
-        pid=data["pid"],
-        port=data["port"],
-        logdir=data["logdir"],
-        host=data.get("host", "127.0.0.1"),
-        path_prefix=data.get("path_prefix", ""),
-        create_time=float(data["create_time"]),
-        cache_key=data["cache_key"],
-        argv=tuple(data["argv"]),
-        version=data.get("version", ""),
-        start_time=data["start_time"],
-        log_path=data.get("log_path", ""),
-        state=data.get("state", "ready"),
-        path=path,
-    )
-
-
-def read_all() -> tuple[list[Instance], list[Skipped]]:
+def read_all() -> tuple[list[BoardRecord], list[Skipped]]:
     """Every readable nbboard record, and the files that were skipped."""
-    found: list[Instance] = []
+    found: list[BoardRecord] = []
     skipped: list[Skipped] = []
     try:
         entries = sorted(os.scandir(boards_dir()), key=lambda e: e.name)
@@ -364,7 +337,7 @@ def read_all() -> tuple[list[Instance], list[Skipped]]:
             continue
         path = Path(entry.path)
         try:
-            found.append(parse_record(read_trusted_json(path), str(path)))
+            found.append(decode(BoardRecord, read_trusted_json(path), str(path)))
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
     return found, skipped
@@ -373,50 +346,31 @@ def read_all() -> tuple[list[Instance], list[Skipped]]:
 # ---------------------------------------------------------------------------
 # Tunnel records: one per board, beside the board records, written by the API only
 
-_TUNNEL_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "provider": str,
-    "public_url": str,
-    "helper_pid": int,
-    "helper_create_time": (int, float),
-    "gate_port": int,
-    "board_pid": int,
-}
-
 
 def tunnel_path(board_pid: int) -> Path:
     return ensure_home() / "tunnels" / f"pid-{board_pid}.json"
 
 
-def write_tunnel(info: TunnelInfo) -> TunnelInfo:
-    path = tunnel_path(info.board_pid)
-    data = dataclasses.asdict(info)
-    data.pop("path")
-    data["helper_argv"] = list(info.helper_argv)
-    data["schema"] = SCHEMA
-    write_private(path, json.dumps(data, indent=1))
-    return dataclasses.replace(info, path=str(path))
+def write_tunnel(record: TunnelRecord) -> TunnelRecord:
+    path = tunnel_path(record.board_pid)
+    write_private(path, encode(record))
+    return dataclasses.replace(record, path=str(path))
 
 
-def read_tunnels() -> tuple[dict[int, TunnelInfo], list[Skipped]]:
-    found: dict[int, TunnelInfo] = {}
+def read_tunnels() -> tuple[dict[int, TunnelRecord], list[Skipped]]:
+    """Every tunnel record, by the pid of the board it exposes."""
+    found: dict[int, TunnelRecord] = {}
     skipped: list[Skipped] = []
-    names = {f.name for f in dataclasses.fields(TunnelInfo)} - {"path"}
     for path in sorted((ensure_home() / "tunnels").glob("pid-*.json")):
         try:
-            data = read_trusted_json(path)
-            if not isinstance(data.get("schema"), int) or data["schema"] > SCHEMA:
-                raise ValueError("written by a newer nbboard; upgrade nbboard to manage it")
-            _check_types(data, _TUNNEL_REQUIRED)
-            kwargs = {k: v for k, v in data.items() if k in names}
-            kwargs["helper_argv"] = tuple(str(a) for a in kwargs.get("helper_argv") or ())
-            info = TunnelInfo(**kwargs, path=str(path))
-            found[info.board_pid] = info
-        except (ValueError, TypeError) as e:
+            record = decode(TunnelRecord, read_trusted_json(path), str(path))
+            found[record.board_pid] = record
+        except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
     return found, skipped
 
 
-def remove_tunnel(info: TunnelInfo) -> None:
+def remove_tunnel(info: TunnelRecord) -> None:
     with contextlib.suppress(OSError):
         if info.path:
             os.unlink(info.path)
@@ -434,21 +388,16 @@ def tensorboard_info_dir() -> Path:
     return Path(tempfile.gettempdir()) / ".tensorboard-info"
 
 
-_TB_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "pid": int,
-    "port": int,
-    "start_time": int,
-    "version": str,
-}
+def read_tensorboard_registry() -> tuple[list[BoardRecord], list[Skipped]]:
+    """Records from ``%tensorboard``'s registry, as BoardRecords of source "tensorboard".
 
-
-def read_tensorboard_registry() -> tuple[list[Instance], list[Skipped]]:
-    """Records from ``%tensorboard``'s registry, as Instances of source "tensorboard"."""
-    found: list[Instance] = []
+    TensorBoard's info files carry no creation time or command line: the
+    liveness check for them uses ``start_time`` instead (see procs.find_tensorboard).
+    """
+    found: list[BoardRecord] = []
     skipped: list[Skipped] = []
-    directory = tensorboard_info_dir()
     try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        entries = sorted(os.scandir(tensorboard_info_dir()), key=lambda e: e.name)
     except OSError:
         return found, skipped
     for entry in entries:
@@ -457,27 +406,35 @@ def read_tensorboard_registry() -> tuple[list[Instance], list[Skipped]]:
         path = Path(entry.path)
         try:
             data = read_trusted_json(path)
-            _check_types(data, _TB_REQUIRED)
-            logdir = data.get("logdir") or data.get("db") or ""
-            found.append(
-                Instance(
-                    pid=data["pid"],
-                    port=data["port"],
-                    logdir=str(logdir),
-                    host="127.0.0.1",
-                    path_prefix=str(data.get("path_prefix") or ""),
-                    cache_key=str(data.get("cache_key", "")),
-                    version=data["version"],
-                    start_time=data["start_time"],
-                    source=SOURCE_TENSORBOARD,
-                    path=str(path),
-                )
-            )
+            found.append(_from_tensorboard_info(data, str(path)))
         except ValueError as e:
             # Another user's files live here too (the directory is shared): not ours to report loudly.
             if "not you" not in str(e):
                 skipped.append(Skipped(str(path), str(e)))
     return found, skipped
+
+
+def _from_tensorboard_info(data: dict[str, Any], path: str) -> BoardRecord:
+    for key, kind in (("pid", int), ("port", int), ("start_time", int), ("version", str)):
+        if key not in data:
+            raise ValueError(f"missing key {key!r}")
+        _coerce(key, data[key], kind)
+    logdir = data.get("logdir") or data.get("db") or ""
+    record = BoardRecord(
+        pid=data["pid"],
+        port=data["port"],
+        logdir=str(logdir),
+        create_time=0.0,
+        cache_key=str(data.get("cache_key", "")),
+        argv=(),
+        start_time=data["start_time"],
+        path_prefix=str(data.get("path_prefix") or ""),
+        version=data["version"],
+        source=SOURCE_TENSORBOARD,
+        path=path,
+    )
+    _check_ranges(record)
+    return record
 
 
 @contextlib.contextmanager
@@ -494,3 +451,37 @@ def lock(name: str, timeout: float) -> Iterator[None]:
             f"another nbboard has held the start lock {path} for {timeout:g} s",
             "wait for the other start to finish, or run: nbboard kill",
         ) from None
+
+
+# ---------------------------------------------------------------------------
+# Logs of the processes nbboard starts (TensorBoard, tunnel helpers)
+
+#: Names nbboard gives its log files; nothing else in logs/ is ever deleted.
+LOG_NAME = re.compile(r"^(tb|tunnel)-[0-9a-f]{12}\.log$")
+
+
+def new_log_path(kind: str) -> str:
+    return str(logs_dir() / f"{kind}-{uuid.uuid4().hex[:12]}.log")
+
+
+def remove_log_file(log_path: str) -> None:
+    """Delete a log, only if it is one nbboard named, in nbboard's own logs directory."""
+    if not log_path:
+        return
+    path = Path(log_path)
+    with contextlib.suppress(OSError, RegistryError):
+        if LOG_NAME.match(path.name) and path.parent.resolve() == logs_dir().resolve() and not path.is_symlink():
+            path.unlink()
+
+
+def output_tail(log_path: str, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log (at most its last 16 KiB), "" if unreadable."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

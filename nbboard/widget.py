@@ -1,21 +1,23 @@
 """The board widget: synced state only; js/board.js draws it and resolves its URL.
 
 Python never guesses the browser-side URL: the front end knows whether it is
-on localhost, behind jupyter-server-proxy or in Colab. The one action that
-needs the kernel, Stop, arrives as a custom message and goes through the API.
+on localhost, behind jupyter-server-proxy or in Colab. Buttons that need the
+kernel (Stop, Close link) arrive as custom messages and run the callbacks the
+owner handed in (:class:`nbboard.embed.Board`); this module knows no API.
 """
 
 from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-from .registry import Instance
+from .instance import Instance
 
 
 def _static(name: str) -> Path:
@@ -42,9 +44,16 @@ class BoardWidget(anywidget.AnyWidget):
     note = traitlets.Unicode("").tag(sync=True)
     proxy_template = traitlets.Unicode("").tag(sync=True)
     tunnel_url = traitlets.Unicode("").tag(sync=True)
+    # Where the kernel runs, for a browser that cannot reach its loopback (set by embed.Board):
+    host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
+    kernel_user = traitlets.Unicode("").tag(sync=True)
+    kernel_host = traitlets.Unicode("").tag(sync=True)
+    remote_hint = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
+        #: What the front end's buttons do, by message type ("stop", "close_tunnel").
+        self.actions: dict[str, Callable[[], None]] = dict(actions or {})
         kwargs.setdefault("proxy_template", os.environ.get("TENSORBOARD_PROXY_URL", ""))
         super().__init__(**kwargs)
         self.on_msg(self._on_front_end_msg)
@@ -68,37 +77,11 @@ class BoardWidget(anywidget.AnyWidget):
             self.status = "failed"
 
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "stop":
-            self.stop()
-        elif isinstance(content, dict) and content.get("type") == "close_tunnel":
-            self.close_tunnel()
-
-    def close_tunnel(self) -> None:
-        """Close this board's public tunnel (the widget's Close link button); the board keeps running."""
-        from . import api
-        from .errors import NbboardError
-
-        try:
-            api.close_tunnels(port=self.port)
-            self.note = "closed the public link"
-        except NbboardError:
-            self.note = "the public link was already closed"
-        self.tunnel_url = ""
-
-    def stop(self) -> None:
-        """Stop this board's TensorBoard (the widget's Stop button)."""
-        from . import api
-        from .errors import NbboardError
-
-        try:
-            report = api.kill(pid=self.pid)
-            stopped = bool(report.stopped)
-            note = f"stopped TensorBoard on port {self.port} (pid {self.pid})" if stopped else "already stopped"
-        except NbboardError:
-            note = f"TensorBoard on port {self.port} had already stopped"
-        with self.hold_sync():
-            self.note = note
-            self.status = "stopped"
+        if not isinstance(content, dict):
+            return
+        action = self.actions.get(str(content.get("type")))
+        if action is not None:
+            action()
 
     def fallback_html(self) -> str:
         """What front ends without widgets show (nbconvert, some editors)."""

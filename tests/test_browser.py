@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
 import nbboard
-from tests.browser import ForwardingProxy, JupyterServer, chromium
-from tests.conftest import ROOT
+from tests.browser import ForwardingProxy, JupyterServer, StaticSite, board_state_from_kernel, chromium, harness_page
+from tests.helpers import ROOT
 
 BOARD_CELL = "%board --logdir nbboard-demo/logs --height 600"
 
@@ -106,43 +103,16 @@ def test_board_comes_through_jupyter_server_proxy_when_its_port_is_unreachable(
         assert "via jupyter-server-proxy" in seen["details"]
 
 
-class _Static(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A plain page that loads the shipped js/board.js with a minimal model, as a notebook front end would."""
     site = tmp_path / "site"
     site.mkdir()
-    shutil.copy(ROOT / "js" / "board.js", site / "board.js")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Static, directory=str(site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = StaticSite(site)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", site
+        yield f"http://127.0.0.1:{server.port}/", site
     finally:
-        server.shutdown()
-        server.server_close()
-
-
-HARNESS = """<!doctype html><html><body><div id="host"></div><script type="module">
-%(prelude)s
-const state = %(state)s;
-const listeners = {};
-window.sent = [];
-const model = {
-  get: (k) => state[k],
-  set: (k, v) => { state[k] = v; (listeners["change:" + k] || []).forEach((f) => f()); },
-  on: (e, f) => { (listeners[e] = listeners[e] || []).push(f); },
-  off: () => {},
-  save_changes: () => {},
-  send: (m) => window.sent.push(m),
-};
-const mod = await import("./board.js");
-mod.default.render({ model, el: document.getElementById("host") });
-</script></body></html>"""
+        server.close()
 
 
 def _state(inst: nbboard.Instance, **overrides: object) -> dict:
@@ -150,13 +120,6 @@ def _state(inst: nbboard.Instance, **overrides: object) -> dict:
     state = {"status": "running", "port": inst.port, "pid": inst.pid, "logdir": inst.logdir, "height": 500}
     state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_url="")
     return {**state, **overrides}
-
-
-def _harness(site: Path, name: str, state: dict, prelude: str = "") -> str:
-    import json
-
-    (site / name).write_text(HARNESS % {"state": json.dumps(state), "prelude": prelude})
-    return name
 
 
 def test_colab_contract_uses_the_kernel_port_proxy(
@@ -177,7 +140,7 @@ def test_colab_contract_uses_the_kernel_port_proxy(
         "} } } };"
     )
     state = _state(inst)
-    page_name = _harness(site, "colab.html", state, prelude)
+    page_name = harness_page(site, "colab.html", state, prelude)
     with chromium(tmp_path) as browser:
         page = browser.new_page()
         page.goto(base + page_name)
@@ -187,22 +150,37 @@ def test_colab_contract_uses_the_kernel_port_proxy(
         assert "via Colab" in page.locator(".nbboard-details").inner_text()
 
 
-def test_unreachable_board_says_what_to_do(
-    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path
+def test_kaggle_board_says_what_to_do(
+    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page from another host with no Jupyter proxy (Kaggle's situation): no blank iframe, a next step."""
-    inst = nbboard.start(str(demo_logs))
+    """Kaggle's situation: the page comes from another host, with no Jupyter proxy, and the browser cannot reach
+    the kernel's ports. Real: the kernel (started with Kaggle's KAGGLE_KERNEL_RUN_TYPE), its board and state,
+    TensorBoard, board.js in Chromium. Faked: Kaggle's page (a plain page on kernel.example) and its network
+    (TensorBoard's port barred from the browser). The board shows no blank iframe but the next step, and does
+    not probe the browser's own loopback, where a Kaggle kernel's ports never are."""
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    state = board_state_from_kernel(tmp_path, demo_logs)
+    assert state["host_app"] == "kaggle"
     base, site = static_site
     port = base.rsplit(":", 1)[1].strip("/")
-    state = _state(inst)
-    page_name = _harness(site, "remote.html", state)
+    page_name = harness_page(site, "remote.html", state)
     with chromium(tmp_path, ("--host-resolver-rules=MAP kernel.example 127.0.0.1",)) as browser:
-        page = browser.new_page()
+        context = browser.new_context()
+        probes: list[str] = []
+        context.route(
+            re.compile(rf"^https?://[^/]+:{state['port']}/"),
+            lambda route: (probes.append(route.request.url), route.abort()),
+        )
+        page = context.new_page()
         page.goto(f"http://kernel.example:{port}/{page_name}")
         message = page.locator(".nbboard-unreachable")
         message.wait_for(timeout=30_000)
-        assert "%board --tunnel" in message.inner_text()
-        assert page.locator("iframe").count() == 0
+        text = message.inner_text()
+        assert (
+            "Kaggle's browser cannot reach the kernel's ports: run %board --tunnel for a protected public link." in text
+        )
+        assert "ssh -L" not in text  # a Kaggle kernel cannot be reached by ssh
+        assert probes == [] and page.locator("iframe").count() == 0
         page.locator(".nbboard-stop").click()
         assert page.evaluate("window.sent") == [{"type": "stop"}]
 
@@ -213,7 +191,7 @@ def test_proxy_template_from_the_environment_wins(
     inst = nbboard.start(str(demo_logs))
     base, site = static_site
     state = _state(inst, proxy_template="http://127.0.0.1:%PORT%")
-    page_name = _harness(site, "tpl.html", state)
+    page_name = harness_page(site, "tpl.html", state)
     with chromium(tmp_path) as browser:
         page = browser.new_page()
         page.goto(base + page_name)

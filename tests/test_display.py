@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import nbboard
-from tests.conftest import tensorboards_serving
+from tests.helpers import tensorboards_serving
 from tests.kernel import Kernel, widget_state
 
 VIEW = "application/vnd.jupyter.widget-view+json"

@@ -12,7 +12,7 @@ import pytest
 import nbboard
 from nbboard import registry
 from nbboard.errors import PortInUseError, StartFailedError, StartTimedOutError
-from tests.conftest import nbboard_cli, tensorboards_serving
+from tests.helpers import nbboard_cli, tensorboards_serving
 
 
 def _no_records() -> bool:
@@ -67,15 +67,15 @@ def test_tensorboard_not_installed(isolated: Path, demo_logs: Path, monkeypatch:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["start", "--logdir", "x", "--port", "abc"], 1, "invalid port 'abc'"),
-        (["start", "--logdir", "x", "--port", "70000"], 1, "invalid port 70000"),
-        (["start"], 1, "no logdir given"),
-        (["start", "--logdir", "x", "--", "--port", "1"], 1, "--port is an nbboard option"),
-        (["start", "--logdir", "x", "--", "stray"], 1, "unexpected argument 'stray'"),
-        (["kill", "--pid", "abc"], 1, "invalid pid 'abc'"),
+        (["start", "--logdir", "x", "--port", "abc"], 2, "argument --port: invalid value 'abc'"),
+        (["start", "--logdir", "x", "--port", "70000"], 2, "argument --port: invalid value 70000"),
+        (["start"], 2, "no logdir given"),
+        (["start", "--logdir", "x", "--", "--port", "1"], 2, "--port is an nbboard option"),
+        (["start", "--logdir", "x", "--", "stray"], 2, "unexpected argument 'stray'"),
+        (["kill", "--pid", "abc"], 2, "argument --pid: invalid value 'abc'"),
         (["list", "--bogus"], 2, "unrecognized arguments: --bogus"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
-        (["list", "--", "--x"], 1, "does not start"),
+        (["list", "--", "--x"], 2, "does not start"),
     ],
 )
 def test_bad_input_is_one_clear_message(isolated: Path, args: list[str], code: int, message: str) -> None:

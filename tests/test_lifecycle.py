@@ -14,7 +14,7 @@ import requests
 
 import nbboard
 from nbboard import cli
-from tests.conftest import nbboard_cli, tensorboards_serving
+from tests.helpers import nbboard_cli, tensorboards_serving
 
 
 def _runs(instance: nbboard.Instance) -> list[str]:
@@ -72,10 +72,11 @@ def test_sigkilled_board_is_never_reused(isolated: Path, demo_logs: Path) -> Non
     first = nbboard.start(str(demo_logs))
     os.kill(first.pid, signal.SIGKILL)
     psutil.Process(first.pid).wait(5)
-    listed = nbboard.list()
-    assert listed == []  # list prunes the dead record by itself
+    (listed,) = nbboard.list()  # list changes nothing: the dead board is shown, marked, until start or kill
+    assert (listed.pid, listed.status) == (first.pid, "stale") and "exited" in listed.reason
     second = nbboard.start(str(demo_logs))
     assert second.reused is False and second.pid != first.pid
+    assert [i.pid for i in nbboard.list()] == [second.pid]  # start collected the dead record
     assert sorted(_runs(second)) == ["eval", "train"]
 
 

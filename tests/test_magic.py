@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 import nbboard
 from nbboard import magic_args
 from nbboard.errors import UsageError
-from tests.conftest import ROOT, tensorboards_serving
+from tests.helpers import ROOT, tensorboards_serving
 from tests.kernel import Kernel, widget_bundles, widget_state
 
 
@@ -127,7 +127,7 @@ def test_mistakes_get_a_suggestion_not_a_traceback(kernel: Kernel) -> None:
     out = kernel.text("%board --logidr logs")
     assert "did you mean --logdir?" in out
     out = kernel.text("%board --logdir logs --port banana")
-    assert "invalid port 'banana'" in out
+    assert "invalid --port 'banana'" in out
     out = kernel.text('%board --logdir "unclosed')
     assert "close the quote" in out
     out = kernel.text("%board")
@@ -210,7 +210,7 @@ def test_magic_parser_cases() -> None:
         ("--logdri x", "did you mean --logdir?"),
         ("--prot 1", "did you mean --port?"),
         ("--logdir", "--logdir needs a value"),
-        ("--logdir x --height tall", "invalid height"),
+        ("--logdir x --height tall", "invalid --height"),
         ("--logdir x --tunnel carrier-pigeon", "carrier-pigeon"),
         ("list --port 1", "takes no options"),
         ("a b", "unexpected"),

@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,24 +16,9 @@ import pytest
 
 import nbboard
 from nbboard import cli, registry
-from nbboard.registry import Instance
-from tests.conftest import nbboard_cli, tensorboards_serving
+from tests.helpers import nbboard_cli, plant_record, tensorboards_serving
 
-
-def _plant(pid: int, create_time: float, argv: list[str], port: int = 1) -> Path:
-    """Write a record the way nbboard would, for a process nbboard did not start."""
-    inst = registry.write(
-        Instance(
-            pid=pid,
-            port=port,
-            logdir="/planted",
-            create_time=create_time,
-            cache_key="planted",
-            argv=tuple(argv),
-            start_time=int(time.time()),
-        )
-    )
-    return Path(inst.path)
+_plant = plant_record
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 import nbboard
 from nbboard import cli, registry
 from tests.browser import chromium
-from tests.conftest import nbboard_cli
-from tests.peers import DOMAIN, LocaltunnelServer
+from tests.helpers import nbboard_cli
+from tests.localtunnel_server import DOMAIN, LocaltunnelServer
 
 SCALARS = "/data/plugin/scalars/scalars?run=train&tag=loss"
 
@@ -265,7 +265,7 @@ def test_bad_tunnel_input(isolated: Path) -> None:
     for args, says in [
         (["tunnel", "--port", "1", "--ttl", "forever"], "invalid --ttl 'forever'"),
         (["tunnel", "--port", "1", "--provider", "pigeon"], "invalid choice: 'pigeon'"),
-        (["tunnel", "--port", "x"], "invalid port 'x'"),
+        (["tunnel", "--port", "x"], "argument --port: invalid value 'x'"),
         (["tunnel", "--logdir", "a", "--port", "1"], "give --logdir or --port, not both"),
         (["tunnel", "--stop", "--port", "1234"], "no open tunnel for port 1234"),
     ]:

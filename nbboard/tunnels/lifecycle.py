@@ -5,16 +5,16 @@ from __future__ import annotations
 import psutil
 
 from .. import procs, registry
-from ..registry import TunnelInfo
+from ..registry import TunnelRecord
 
 
-def helper_process(tunnel: TunnelInfo) -> psutil.Process | None:
+def helper_process(tunnel: TunnelRecord) -> psutil.Process | None:
     """The helper the record names, if it is still that process."""
     proc, _why = procs.find_launched(tunnel.helper_pid, tunnel.helper_create_time, tunnel.helper_argv)
     return proc
 
 
-def stop_helper(tunnel: TunnelInfo) -> bool:
+def stop_helper(tunnel: TunnelRecord) -> bool:
     """Stop the helper (and with it the gate and any ngrok agent); remove the record and the secret."""
     proc = helper_process(tunnel)
     if proc is not None:

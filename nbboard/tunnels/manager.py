@@ -21,9 +21,10 @@ from pathlib import Path
 
 import psutil
 
-from .. import launcher, registry
+from .. import procs, registry
 from ..errors import TunnelError, UsageError
-from ..registry import Instance, TunnelInfo
+from ..instance import Instance
+from ..registry import TunnelRecord
 from . import lifecycle, localtunnel, ngrok
 from .gate import TOKEN_PARAM
 from .secrets import new_secret
@@ -38,7 +39,7 @@ class TunnelResult:
     """An open tunnel. ``url`` carries the secret: show it to its owner only."""
 
     instance: Instance
-    tunnel: TunnelInfo
+    tunnel: TunnelRecord
     url: str
     reused: bool = False
     notes: tuple[str, ...] = ()
@@ -81,7 +82,7 @@ def colab_warning() -> str:
     )
 
 
-def full_url(tunnel: TunnelInfo) -> str:
+def full_url(tunnel: TunnelRecord) -> str:
     """The public URL with its secret, read from the 0600 secret file."""
     if not tunnel.auth:
         return tunnel.public_url
@@ -110,7 +111,7 @@ def open_tunnel(
     chosen, why = choose_provider(provider)
     if why:
         notes.append(why)
-    env = launcher.owner_env()
+    env = procs.owner_env()
     if chosen == "ngrok":
         token, _source = ngrok.find_token()
         if not token:
@@ -142,16 +143,16 @@ def open_tunnel(
         "status_file": str(status_file),
         "board_pid": instance.pid,
         "board_create_time": board_created,
-        "board_argv": list(instance.argv),
+        "board_argv": list(instance.record.argv),
         "board_port": instance.port,
         "board_path_prefix": instance.path_prefix,
         "expires_at": expires_at,
     }
     registry.write_private(spec_file, json.dumps(spec))
-    log_path = launcher.new_log_path("tunnel")
+    log_path = registry.new_log_path("tunnel")
     argv = [sys.executable, "-m", "nbboard.tunnels.helper", str(spec_file)]
-    child = launcher.spawn_detached(argv, log_path, env)
-    info = TunnelInfo(
+    child = procs.spawn_detached(argv, log_path, env)
+    info = TunnelRecord(
         provider=chosen,
         public_url="",
         helper_pid=child.pid,
@@ -172,8 +173,8 @@ def open_tunnel(
         lifecycle.stop_helper(info)
         with contextlib.suppress(OSError):
             spec_file.unlink()
-        error = status.get("error") or launcher.output_tail(log_path, 5) or "the tunnel helper exited"
-        launcher.remove_log_file(log_path)
+        error = status.get("error") or registry.output_tail(log_path, 5) or "the tunnel helper exited"
+        registry.remove_log_file(log_path)
         raise TunnelError(str(error) + "".join(f"\n  ({note})" for note in notes))
     info = registry.write_tunnel(
         dataclasses.replace(info, public_url=str(status["public_url"]), gate_port=int(status["gate_port"]))

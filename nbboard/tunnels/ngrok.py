@@ -22,10 +22,6 @@ TOKEN_HELP = (
 )
 
 
-def token_file() -> str:
-    return str(config.home() / "ngrok.json")
-
-
 def save_token(token: str) -> str:
     token = token.strip()
     if not token or any(c.isspace() for c in token) or len(token) > 512:

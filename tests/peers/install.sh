@@ -9,4 +9,6 @@ rm -f "$server/www/index.html"
 # Its per-tunnel TCP listener binds every interface; tests stay on loopback.
 sed -i "s/server.listen(() => {/server.listen(0, '127.0.0.1', () => {/" "$server/lib/TunnelAgent.js"
 grep -q "server.listen(0, '127.0.0.1'" "$server/lib/TunnelAgent.js"
+# configurable-http-proxy for the real JupyterHub test (tests/test_jupyterhub.py).
+test -x node_modules/.bin/configurable-http-proxy
 echo "test peers installed"

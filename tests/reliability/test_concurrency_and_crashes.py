@@ -15,7 +15,7 @@ import psutil
 
 import nbboard
 from nbboard import registry
-from tests.conftest import tensorboards_serving
+from tests.helpers import tensorboards_serving
 from tests.reliability.figures import record
 
 CRASH_CYCLES = int(os.environ.get("NBBOARD_CRASH_CYCLES", "50"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbboard
 from nbboard import registry
-from tests.conftest import tensorboards_serving
+from tests.helpers import tensorboards_serving
 from tests.reliability.figures import record
 
 FULL_DISK = """

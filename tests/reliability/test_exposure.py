@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from nbboard import cli
-from tests.peers import LocaltunnelServer
+from tests.localtunnel_server import LocaltunnelServer
 from tests.reliability.figures import record
 
 HOSTILE = int(os.environ.get("NBBOARD_HOSTILE_REQUESTS", "10000"))

@@ -1,0 +1,58 @@
+"""Numbers users type (ports, pids, seconds), checked in one place with one kind of error.
+
+The CLI and the magic call these when they parse a line; the API calls them
+for Python callers. Each rejects with what was wrong and what to type instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import UsageError
+
+
+def port(value: object, flag: str = "--port") -> int:
+    """``value`` as a TCP port (1–65535)."""
+    number = _integer(value, flag, "6006")
+    if not 1 <= number <= 65535:
+        raise UsageError(f"invalid {flag} {number}: expected a number from 1 to 65535", f"e.g. {flag} 6006")
+    return number
+
+
+def pid(value: object) -> int:
+    """``value`` as a process id."""
+    number = _integer(value, "--pid", "12345")
+    if not 1 <= number < 2**31:
+        raise UsageError(f"invalid --pid {number}: expected a positive number", "see the PID column of: nbboard list")
+    return number
+
+
+def integer(value: object, flag: str, lo: int, hi: int, example: str) -> int:
+    number = _integer(value, flag, example)
+    if not lo <= number <= hi:
+        raise UsageError(f"invalid {flag} {number}: expected {lo} to {hi}", f"e.g. {flag} {example}")
+    return number
+
+
+def seconds(value: object, flag: str = "--timeout", example: str = "120") -> float:
+    """``value`` as a finite, positive number of seconds."""
+    if isinstance(value, bool):
+        raise UsageError(f"invalid {flag} {value!r}: expected seconds > 0", f"e.g. {flag} {example}")
+    try:
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise UsageError(f"invalid {flag} {value!r}: expected a finite number of seconds > 0", f"e.g. {flag} {example}")
+    return number
+
+
+def _integer(value: object, flag: str, example: str) -> int:
+    if isinstance(value, bool):
+        raise UsageError(f"invalid {flag} {value!r}: expected a number", f"e.g. {flag} {example}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise UsageError(f"invalid {flag} {value!r}: expected a number", f"e.g. {flag} {example}") from None
