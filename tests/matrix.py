@@ -97,7 +97,11 @@ def main(argv: list[str]) -> int:
     legs = [leg for leg in LEGS if not args.leg or leg.name in args.leg]
     VENVS.mkdir(exist_ok=True)
     started = time.monotonic()
-    wheel = build_wheel()
+    try:
+        wheel = build_wheel()
+    except LegFailed as e:
+        print(f"matrix: could not build the wheel: {e}", flush=True)
+        return 1
     wheel_s = time.monotonic() - started
     print(f"matrix: built {wheel.name} in {wheel_s:.0f} s", flush=True)
     results = []
