@@ -325,3 +325,13 @@ def test_hostile_names_stay_text_in_the_output() -> None:
     assert "<img" not in page and "<b>" not in page
     assert page.lower().count("</script>") == 2  # the config's and the front end's own, nothing injected
     assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_colab_front_end_ships_inside_the_package() -> None:
+    """From a wheel (tests/matrix.py sets NBBOARD_MATRIX_CHECKOUT) the script must come from nbboard/static."""
+    import os
+
+    path = colab._static("colab_board.js")
+    assert "google.colab.kernel" in path.read_text(encoding="utf-8")
+    if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
+        assert path == Path(colab.__file__).resolve().parent / "static" / "colab_board.js"
