@@ -65,15 +65,14 @@ async function poll() {
       outputs.forEach((out, i) => {
         let node = cell.children[i];
         if (out.kind === "html") {
-          if (!node) {
-            node = document.createElement("iframe");
-            node.className = "output-frame";
-            node.setAttribute("sandbox", SANDBOX);
-            cell.append(node);
-          }
-          if (node.dataset.version !== String(out.version)) {  // update_display_data: render again, in place
-            node.dataset.version = String(out.version);
-            node.src = `${FRAME_ORIGIN}/frame/${c}/${i}?v=${out.version}&saved=${saved.has(`${c}/${i}`) ? 1 : 0}`;
+          if (!node || node.dataset.version !== String(out.version)) {  // new, or update_display_data: render in place
+            const frame = document.createElement("iframe");
+            frame.className = "output-frame";
+            frame.setAttribute("sandbox", SANDBOX);
+            frame.dataset.version = String(out.version);
+            frame.src = `${FRAME_ORIGIN}/frame/${c}/${i}?v=${out.version}&saved=${saved.has(`${c}/${i}`) ? 1 : 0}`;
+            if (node) node.replaceWith(frame);
+            else cell.append(frame);
           }
         } else {
           if (!node) {
