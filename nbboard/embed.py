@@ -1,8 +1,9 @@
-"""Showing a board wherever the code runs: a widget in notebooks, a link in terminals.
+"""Showing a board wherever the code runs: a widget in notebooks, an HTML/JS output on Colab
+(:mod:`nbboard.colab`), a link in terminals.
 
-Reads instances and never re-implements lifecycle: the widget's Stop and
+Reads instances and never re-implements lifecycle: the board's Stop and
 Close link buttons call :func:`nbboard.api.kill` and
-:func:`nbboard.api.close_tunnels`, handed to the widget as callbacks.
+:func:`nbboard.api.close_tunnels`, handed to the widget (or Colab view) as callbacks.
 """
 
 from __future__ import annotations
@@ -97,10 +98,8 @@ class Board:
 
         from IPython.display import display
 
-        from .widget import BoardWidget
-
         user, host = kernel_login()
-        self.widget = BoardWidget(
+        state = dict(
             actions={"stop": self.stop, "close_tunnel": self.close_tunnel},
             height=height,
             logdir=logdir,
@@ -110,6 +109,16 @@ class Board:
             kernel_user=user,
             kernel_host=host,
         )
+        if self.env == "colab":  # no widget manager there: an HTML/JS output that updates itself (handle stays None)
+            from .colab import ColabView
+
+            self.widget = ColabView(**state)
+            self.widget.display()
+            return
+
+        from .widget import BoardWidget
+
+        self.widget = BoardWidget(**state)
         data, metadata = self.widget.bundle()
         self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ from jupyter_client.manager import KernelManager
 
 
 class Kernel:
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        """``env``: variables for this kernel only, over this process's environment."""
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(cwd), env=os.environ.copy())
+        self.km.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
         self._connect()
 
     def _connect(self) -> None:
@@ -21,8 +23,11 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
-        """Execute ``code``; returns its iopub outputs (streams, display data, errors)."""
+    def run(
+        self, code: str, timeout: float = 120, on_output: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Execute ``code``; returns its iopub outputs (streams, display data, errors), each also handed to
+        ``on_output`` as it arrives."""
         msg_id = self.kc.execute(code)
         outputs: list[dict[str, Any]] = []
         while True:
@@ -45,6 +50,8 @@ class Kernel:
                 "comm_msg",
             ):
                 outputs.append({"type": kind, **msg["content"]})
+                if on_output is not None:
+                    on_output(outputs[-1])
 
     def text(self, code: str) -> str:
         outs = self.run(code)
