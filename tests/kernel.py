@@ -23,7 +23,9 @@ class Kernel:
 
     def run(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
         """Execute ``code``; returns its iopub outputs (streams, display data, errors)."""
-        msg_id = self.kc.execute(code)
+        return self._outputs(self.kc.execute(code), code, timeout)
+
+    def _outputs(self, msg_id: str, code: str, timeout: float) -> list[dict[str, Any]]:
         outputs: list[dict[str, Any]] = []
         while True:
             try:
@@ -45,6 +47,19 @@ class Kernel:
                 "comm_msg",
             ):
                 outputs.append({"type": kind, **msg["content"]})
+
+    def execute(self, code: str, timeout: float = 120) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run ``code``; returns its execute_reply content and its outputs.
+
+        The reply's ``status`` ("ok" or "error", with ``ename``) is what marks a notebook cell failed:
+        nbclient raises on it and "Run all" stops there.
+        """
+        msg_id = self.kc.execute(code)
+        outputs = self._outputs(msg_id, code, timeout)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], outputs
 
     def text(self, code: str) -> str:
         outs = self.run(code)
