@@ -46,11 +46,11 @@ class _Parser(argparse.ArgumentParser):
         guess = inputs.closest(name, options)
         if guess is not None:
             self.error(f"unknown option {name!r}: did you mean {guess}?")
-        passes = any(getattr(a, "dest", "") == "logdir_pos" for a in self._actions) or self.prog.endswith(" demo")
-        if passes:
+        if self.get_default("takes_extra"):
+            logdir = " --logdir DIR" if "--logdir" in options else ""
             self.error(
                 f"unknown option {name!r}; TensorBoard's own flags go after --, e.g. "
-                f"{self.prog} --logdir DIR -- {word if '=' in word else name + '=VALUE'}"
+                f"{self.prog}{logdir} -- {word if '=' in word else name + '=VALUE'}"
             )
         self.error(f"unknown option {name!r}")
 
@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nbboard",
         description="Run TensorBoard in the background, reuse it, list it, stop it.",
-        epilog=f"nbboard keeps its records, logs and locks in {config.home()} (set NBBOARD_HOME to move it). "
+        epilog=f"nbboard keeps its records, logs and locks in\n  {config.home()}\n(set NBBOARD_HOME to move it).\n"
         "Exit codes: 0 done, 1 an error nbboard explains, 2 bad usage, 130 interrupted, 3 a bug in nbboard.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep that path on one line
     )
     parser.add_argument("--version", action="version", version=f"nbboard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -190,6 +190,13 @@ def test_list_help_says_stale_boards_stay_marked_until_start_or_kill(isolated: P
         assert "until the next start or kill" in " ".join(result.stdout.split()), args
 
 
+def test_top_level_help_names_the_state_directory_and_the_exit_codes(isolated: Path) -> None:
+    result = nbboard_cli("--help")
+    text = " ".join(result.stdout.split())
+    assert f"nbboard keeps its records, logs and locks in {os.environ['NBBOARD_HOME']}" in text
+    assert "Exit codes: 0 done, 1 an error nbboard explains, 2 bad usage, 130 interrupted, 3 a bug in nbboard" in text
+
+
 def test_list_marks_a_dead_board_until_start_or_kill(isolated: Path, demo_logs: Path, tmp_path: Path) -> None:
     """What the help says, done: a killed board stays in `list`, marked stale, until the next start or kill."""
     dead = nbboard.start(str(demo_logs))

@@ -25,6 +25,7 @@ import pytest
 import nbboard
 from nbboard import cli, procs, registry
 from tests.helpers import nbboard_cli, plant_record, tensorboards_serving
+from tests.reliability import figures
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(
@@ -107,6 +108,14 @@ def test_a_registry_directory_of_another_user_is_refused(isolated: Path, which: 
     assert f"{theirs} belongs to another user (uid {NOBODY})" in result.stderr
     assert "hint: set NBBOARD_HOME to a directory of your own" in result.stderr
     assert _mode(theirs) == 0o755  # not chmodded either
+
+
+def test_an_overlong_home_is_a_one_line_error(isolated: Path, tmp_path: Path) -> None:
+    os.environ["NBBOARD_HOME"] = str(tmp_path / ("h" * 300))
+    result = nbboard_cli("list")
+    assert result.returncode == 1 and "File name too long" in result.stderr and "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert len(first) < 250 and "(300 characters)" not in first or "…" in first
 
 
 def test_home_on_a_read_only_file_system(isolated: Path, tmp_path: Path, demo_logs: Path) -> None:
@@ -294,7 +303,8 @@ def test_root_never_signals_another_users_process(
 ) -> None:
     ps = psutil.Process(nobodys_process.pid)
     assert ps.uids().real == NOBODY
-    for selector in ([], ["--pid", str(ps.pid)], ["--port", "1"]):
+    selectors: list[list[str]] = [[], ["--pid", str(ps.pid)], ["--port", "1"]]
+    for selector in selectors:
         # A record that proves the process in every other way (pid, creation time, command line).
         record = plant_record(ps.pid, ps.create_time(), ps.cmdline())
         listed = nbboard.list()
@@ -319,6 +329,12 @@ def test_root_never_signals_another_users_process(
     finally:
         tagged.kill()
         tagged.wait()
+    figures.record(
+        "another user's processes: run as root, records proving a `nobody` process by pid, creation time and "
+        f"command line, under {len(selectors)} kill selectors, plus an unrecorded one carrying this registry's tag",
+        "0 signalled, every record cleaned and reported as skipped; as `nobody` against root's process: exit 0, "
+        "not exit 3",
+    )
 
 
 AS_NOBODY = """
