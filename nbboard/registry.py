@@ -258,6 +258,13 @@ def _private_dir(path: Path, root: Path) -> None:
             f"{which} {shown(path)} is not a directory",
             "move that file away, or set NBBOARD_HOME to a directory of your own",
         )
+    if path == root and (stat.S_IMODE(st.st_mode) & 0o002 or path.parent == path):
+        # /tmp, /, a shared drop folder: making it private would lock everyone else out of it.
+        raise RegistryError(
+            f"{which} {shown(path)} is {'the file system root' if path.parent == path else 'writable by every user'}; "
+            "nbboard keeps its state in a private directory of its own and will not chmod this one",
+            f"set NBBOARD_HOME to a new directory, e.g. NBBOARD_HOME={shown(path / ('nbboard-' + _user()))}",
+        )
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise RegistryError(
             f"{which} {shown(path)} belongs to another user (uid {st.st_uid}); nbboard keeps its state only in "
@@ -266,6 +273,15 @@ def _private_dir(path: Path, root: Path) -> None:
         )
     if stat.S_IMODE(st.st_mode) & 0o077:
         _chmod_private(path, st)
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name known (a container without one): any name will do
+        return "me"
 
 
 def _is_link(st: os.stat_result) -> bool:

@@ -110,6 +110,20 @@ def test_a_registry_directory_of_another_user_is_refused(isolated: Path, which: 
     assert _mode(theirs) == 0o755  # not chmodded either
 
 
+def test_a_shared_directory_as_home_is_refused_not_chmodded(isolated: Path, tmp_path: Path) -> None:
+    """NBBOARD_HOME=/tmp (or /) as root would have made it 0700 and locked every other user out."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    os.environ["NBBOARD_HOME"] = str(shared)
+    result = nbboard_cli("list")
+    assert result.returncode == 1 and "is writable by every user" in result.stderr
+    assert f"NBBOARD_HOME={shared}/nbboard-" in result.stderr
+    assert _mode(shared) == 0o1777 and list(shared.iterdir()) == []
+    # (NBBOARD_HOME=/ is refused the same way; not tried here: on an nbboard without the guard, the test
+    # itself would make / 0700 for everyone on this machine.)
+
+
 def test_an_overlong_home_is_a_one_line_error(isolated: Path, tmp_path: Path) -> None:
     os.environ["NBBOARD_HOME"] = str(tmp_path / ("h" * 300))
     result = nbboard_cli("list")
