@@ -234,3 +234,27 @@ def test_cli_main_turns_a_bug_into_exit_3_without_a_traceback(
     assert cli.main(["kill"]) == cli.EXIT_BUG == 3
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError" in err and "Traceback" not in err
+
+
+def test_interrupting_a_starting_board_fails_the_cell_and_keeps_it_recorded(kernel: Kernel, demo_logs: Path) -> None:
+    """Jupyter's interrupt (SIGINT to the kernel) while `%board` waits for TensorBoard."""
+    import time
+
+    from nbboard import registry
+
+    msg_id = kernel.kc.execute(f"%board --logdir {demo_logs}")
+    deadline = time.monotonic() + 60
+    while not list(registry.boards_dir().glob("pid-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    kernel.km.interrupt_kernel()
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=60)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "UsageError", content
+    assert "interrupted" in content["evalue"] and "%board kill stops it" in content["evalue"]
+    time.sleep(2)
+    running = [i for i in nbboard.list() if i.logdir == str(demo_logs)]
+    assert len(running) == 1 and len(tensorboards_serving(demo_logs)) == 1  # recorded, not orphaned
+    assert kernel.text("%board kill").startswith("stopped TensorBoard")
