@@ -110,7 +110,8 @@ class Board:
             kernel_user=user,
             kernel_host=host,
         )
-        self.handle = display(self.widget, display_id=True)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def show(self, instance: Instance) -> None:
         from . import fmt
@@ -132,7 +133,8 @@ class Board:
     def redisplay(self) -> None:
         from IPython.display import display
 
-        self.handle = display(self.widget, display_id=True)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def fail(self, message: str) -> None:
         if self.widget is None:
@@ -170,9 +172,14 @@ class Board:
         widget.tunnel_url = ""
 
     def _refresh(self) -> None:
-        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too."""
+        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too.
+
+        The bundle goes out raw, never the widget object: ipywidgets 7 displays a widget through
+        ``_ipython_display_``, which ignores display_id, so an update would show the widget twice.
+        """
         if self.handle is not None:
-            self.handle.update(self.widget)
+            data, metadata = self.widget.bundle()
+            self.handle.update(data, metadata=metadata, raw=True)
 
 
 def display(instance: Instance | None = None, height: int | None = None, config: BoardConfig | None = None) -> Board:

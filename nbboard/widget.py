@@ -93,6 +93,10 @@ class BoardWidget(anywidget.AnyWidget):
             )
         return f"<div class='nbboard-fallback'>TensorBoard: {html.escape(self.status)} {html.escape(self.error or self.note)}</div>"
 
+    def bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, metadata) to publish raw: the same on ipywidgets 7 and 8 (see ``embed.Board._refresh``)."""
+        return self._repr_mimebundle_()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
