@@ -284,3 +284,17 @@ def test_relative_logdir_in_a_deleted_directory(isolated: Path, tmp_path: Path, 
     kernel.text(f"import os; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})")
     reply, outputs = kernel.execute("%board --logdir logs")
     assert reply["status"] == "error" and "current directory is gone" in "".join(o.get("text", "") for o in outputs)
+
+
+def test_a_record_the_readers_would_refuse_is_never_written(isolated: Path) -> None:
+    """Belt and braces behind the logdir limit: a record over the size cap is refused when written, with a
+    reason, instead of being written, skipped by every reader, and duplicated by every later start."""
+    from nbboard import registry
+    from nbboard.errors import RegistryError
+
+    huge = registry.BoardRecord(
+        pid=os.getpid(), port=1, logdir="gs://b/" + "r" * 300_000, create_time=0.0, cache_key="k", argv=(), start_time=0
+    )
+    with pytest.raises(RegistryError, match="over the registry's limit"):
+        registry.write(huge)
+    assert list(registry.boards_dir().iterdir()) == []
