@@ -281,10 +281,12 @@ def kill(
     """Stop boards and clear stale records.
 
     With no selector: every board of this user (nbboard's and
-    ``%tensorboard``'s) is stopped and every stale record of both registries
-    removed. A process is signalled only when its record proves it is that
-    TensorBoard; a record pointing at a reused pid is dropped, the process
-    left alone. Raises NoSuchBoardError when a selector matches nothing.
+    ``%tensorboard``'s) is stopped, every stale record of both registries
+    removed, and old logs and idle lock files cleared. A process is signalled
+    only when it runs as this user and its record proves it is that
+    TensorBoard; a record pointing at a reused pid, or at another user's
+    process, is dropped (reported with the reason), the process left alone,
+    root included. Raises NoSuchBoardError when a selector matches nothing.
     """
     port = None if port is None else inputs.port(port)
     pid = None if pid is None else inputs.pid(pid)
