@@ -84,5 +84,18 @@ class TunnelError(NbboardError):
     """A tunnel could not be opened, found or closed."""
 
 
+def shown(text: object, limit: int = 120) -> str:
+    """``text`` fit for a one-line message: control characters escaped, the middle of a long one elided.
+
+    Paths and URLs users give can be megabytes long or hold newlines and NUL bytes; an error must
+    still read as one line and name them recognisably.
+    """
+    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    if len(value) > limit:
+        keep = (limit - 1) // 2
+        value = f"{value[:keep]}…{value[-keep:]} ({len(str(text))} characters)"
+    return value
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())

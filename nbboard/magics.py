@@ -31,15 +31,25 @@ class BoardMagics(Magics):
 
     @line_magic
     def board(self, line: str) -> None:
-        """Start (or reuse) TensorBoard and show it inline. ``%board --help`` for options."""
+        """Start (or reuse) TensorBoard and show it inline. ``%board --help`` for options.
+
+        A failure raises IPython's UsageError, as IPython's own magics do: the
+        cell is marked failed (so "Run all" and nbclient/papermill stop there)
+        and shows one readable message, no traceback.
+        """
+        from IPython.core.error import UsageError  # in IPython 7.34 as in 8 and 9
+
         from .errors import NbboardError
 
         try:
             self._board(line)
         except NbboardError as e:
-            print(f"nbboard: {e}")
+            raise UsageError(f"nbboard: {e}") from None
         except KeyboardInterrupt:
-            print("nbboard: interrupted (TensorBoard, if it was starting, has been stopped or recorded: %board list)")
+            raise UsageError(
+                "nbboard: interrupted; a TensorBoard it had begun to start is recorded: "
+                "%board list shows it, %board kill stops it"
+            ) from None
 
     def _board(self, line: str) -> None:
         from . import api, fmt, logdirs, magic_args
@@ -57,7 +67,7 @@ class BoardMagics(Magics):
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
-            target = logdirs.resolve(cmd.logdir) if cmd.logdir is not None else None
+            target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
             return
@@ -90,6 +100,7 @@ class BoardMagics(Magics):
         from .errors import NbboardError
 
         target = logdirs.resolve(cmd.logdir, cmd.logdir_spec)
+        extra = logdirs.normalise_extra(cmd.extra)  # every usage error before the survey's note
         survey = logdirs.survey(target)
         note = survey.note() if survey else ""
         if note and cmd.logdir and not cmd.logdir.startswith("/"):
@@ -107,7 +118,7 @@ class BoardMagics(Magics):
             api.start,
             target,
             port=cmd.port,
-            extra_args=cmd.extra,
+            extra_args=extra,
             timeout=cmd.timeout,
             restart=cmd.restart,
             config=self.board_config(),

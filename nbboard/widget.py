@@ -102,5 +102,9 @@ class BoardWidget(anywidget.AnyWidget):
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
         data = dict(data or {})
         data["text/html"] = self.fallback_html()
-        data["text/plain"] = f"TensorBoard {self.status} on port {self.port}: {self._url}"
+        if self.status == "running":
+            data["text/plain"] = f"TensorBoard running on port {self.port}: {self._url}"
+        else:  # no port yet while starting ("port 0" read as a bug), none that matters once it failed
+            detail = self.error or self.note
+            data["text/plain"] = f"TensorBoard {self.status} for {self.logdir}" + (f": {detail}" if detail else "")
         return data, meta

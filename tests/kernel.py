@@ -28,7 +28,11 @@ class Kernel:
     ) -> list[dict[str, Any]]:
         """Execute ``code``; returns its iopub outputs (streams, display data, errors), each also handed to
         ``on_output`` as it arrives."""
-        msg_id = self.kc.execute(code)
+        return self._outputs(self.kc.execute(code), code, timeout, on_output)
+
+    def _outputs(
+        self, msg_id: str, code: str, timeout: float, on_output: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
         outputs: list[dict[str, Any]] = []
         while True:
             try:
@@ -52,6 +56,19 @@ class Kernel:
                 outputs.append({"type": kind, **msg["content"]})
                 if on_output is not None:
                     on_output(outputs[-1])
+
+    def execute(self, code: str, timeout: float = 120) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run ``code``; returns its execute_reply content and its outputs.
+
+        The reply's ``status`` ("ok" or "error", with ``ename``) is what marks a notebook cell failed:
+        nbclient raises on it and "Run all" stops there.
+        """
+        msg_id = self.kc.execute(code)
+        outputs = self._outputs(msg_id, code, timeout)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], outputs
 
     def text(self, code: str) -> str:
         outs = self.run(code)

@@ -40,6 +40,7 @@ REQUIREMENTS = ROOT / "tests" / "matrix-requirements.txt"
 #: The kernel, magic and CLI tests (the browser, tunnel and reliability suites run in the main environment only).
 TESTS = [
     "tests/test_magic.py",
+    "tests/test_messages.py",  # a failed %board fails its cell (IPython's UsageError) on 7.34 too
     "tests/test_display.py",
     "tests/test_launcher.py",
     "tests/test_registry.py",
@@ -292,6 +293,7 @@ def run_leg(leg: Leg, wheel: Path, rebuild: bool, pytest_args: list[str]) -> Res
     shutil.rmtree(suite, ignore_errors=True)
     shutil.copytree(ROOT / "tests", suite / "tests", ignore=shutil.ignore_patterns("artifacts", "__pycache__"))
     shutil.copy2(ROOT / "demo.ipynb", suite / "demo.ipynb")
+    shutil.copy2(ROOT / "README.md", suite / "README.md")  # test_messages checks %board --help against it
     (suite / "pytest.ini").write_text(
         "[pytest]\ntimeout = 300\naddopts = -ra -p no:cacheprovider\nfilterwarnings = ignore::DeprecationWarning\n"
     )

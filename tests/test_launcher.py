@@ -73,7 +73,7 @@ def test_tensorboard_not_installed(isolated: Path, demo_logs: Path, monkeypatch:
         (["start", "--logdir", "x", "--", "--port", "1"], 2, "--port is an nbboard option"),
         (["start", "--logdir", "x", "--", "stray"], 2, "unexpected argument 'stray'"),
         (["kill", "--pid", "abc"], 2, "argument --pid: invalid value 'abc'"),
-        (["list", "--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["list", "--bogus"], 2, "unknown option '--bogus'"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
         (["list", "--", "--x"], 2, "does not start"),
     ],
