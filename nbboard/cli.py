@@ -235,13 +235,36 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise UsageError(f"two logdirs given: {args.logdir_pos!r} and --logdir {args.logdir!r}", "give one")
     logdir = args.logdir or args.logdir_pos
     if logdir is None and args.logdir_spec is None:
-        raise UsageError("no logdir given", "nbboard start --logdir DIR (the directory your training writes to)")
+        logdir = _discovered_logdir()
     target = logdirs.resolve(logdir, args.logdir_spec)
     extra = logdirs.normalise_extra(args.extra)  # every usage error before the survey's note
     _survey_note(target)
     inst = api.start(target, port=args.port, extra_args=extra, timeout=args.timeout, restart=args.restart)
     _print_started(inst, args.json)
     return EXIT_OK
+
+
+def _discovered_logdir() -> str:
+    """No logdir given: the one directory of event files under the working directory, or a usage error
+    listing what was found (several) or saying nothing was."""
+    import os
+
+    from . import discover, fmt
+
+    found = discover.discover(os.getcwd())
+    if len(found.candidates) == 1:
+        only = found.candidates[0]
+        sys.stderr.write(
+            f"no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})\n"
+        )
+        return only.path
+    if found.candidates:
+        raise UsageError(f"no logdir given; {fmt.candidates(found, 'nbboard start')}", "run one of these lines")
+    stopped = f" (the search stopped early: {found.truncated})" if found.truncated else ""
+    raise UsageError(
+        f"no logdir given, and no event files (events.out.tfevents.*) under {found.root}{stopped}",
+        "nbboard start --logdir DIR (the directory your training writes to)",
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -13,9 +13,11 @@ import getpass
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 from .config import BoardConfig, get_default
+from .discover import Discovery
 from .instance import Instance
 
 
@@ -92,10 +94,10 @@ class Board:
         self.env = environment()
         self.widget: Any = None
         self.handle: Any = None
+        self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
+        self._config: BoardConfig | None = None
         if self.env in ("terminal", "plain"):
             return
-        import time
-
         from IPython.display import display
 
         user, host = kernel_login()
@@ -150,6 +152,55 @@ class Board:
             return
         self.widget.fail(message)
         self._refresh()
+
+    def offer(self, found: Discovery, config: BoardConfig | None = None) -> None:
+        """Show the logdirs ``found`` as buttons; the one the user picks starts in this same output.
+
+        Terminals and Colab (no widget) get the ``%board --logdir …`` lines to copy instead.
+        """
+        from . import fmt
+
+        if self.widget is None or self.env == "colab":
+            print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
+            return
+        self._offered = {c.path for c in found.candidates}
+        self._config = config
+        with self.widget.hold_sync():
+            self.widget.candidates = [
+                {
+                    "path": c.path,
+                    "label": fmt.logdir_argument(c.path, found.root),
+                    "detail": fmt.candidate_detail(c.runs, c.latest),
+                }
+                for c in found.candidates
+            ]
+            self.widget.note = f"found under {found.root}" + (
+                f" (search stopped early: {found.truncated})" if found.truncated else ""
+            )
+            self.widget.status = "choose"
+        self.widget.observe(self._chose, "chosen")
+        self._refresh()
+
+    def _chose(self, change: Any) -> None:
+        """The user picked a logdir (a button of :meth:`offer`): start it here."""
+        from . import api
+        from .errors import NbboardError
+
+        path = str(change["new"])
+        if path not in self._offered:
+            return  # only what was offered: the front end cannot start an arbitrary directory
+        widget = self.widget
+        widget.unobserve(self._chose, "chosen")
+        with widget.hold_sync():
+            widget.logdir = path
+            widget.started_at = time.time()
+            widget.status = "starting"
+        try:
+            instance = api.start(path, config=self._config)
+        except NbboardError as e:
+            self.fail(str(e))
+            return
+        self.show(instance)
 
     def stop(self) -> None:
         """Stop this board's TensorBoard (the widget's Stop button)."""

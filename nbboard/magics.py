@@ -72,7 +72,7 @@ class BoardMagics(Magics):
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
             return
         if cmd.logdir is None and cmd.logdir_spec is None:
-            self._redisplay(cmd.height or self.height)
+            self._redisplay(cmd)
             return
         self._start_and_show(cmd)
 
@@ -82,18 +82,42 @@ class BoardMagics(Magics):
 
         return BoardConfig(start_timeout=self.start_timeout, height=self.height, tunnel_provider=self.tunnel_provider)
 
-    def _redisplay(self, height: int) -> None:
+    def _redisplay(self, cmd: Any) -> None:
+        """``%board`` alone: the newest running board again, else the logdirs found under the working directory."""
         from . import api, embed
 
         newest = api.newest_running()
-        if newest is None:
-            print(
-                "nbboard: no TensorBoard is running. Start one with:  %board --logdir DIR\n"
-                "  (DIR is the directory your training writes summaries to; relative paths start at the kernel's "
-                "working directory)"
-            )
+        if newest is not None:
+            embed.display(newest, cmd.height or self.height)
             return
-        embed.display(newest, height)
+        self._discover(cmd)
+
+    def _discover(self, cmd: Any) -> None:
+        """No board and no logdir: look for event files; start the one found, or offer several."""
+        import dataclasses
+
+        from . import discover, embed, fmt
+        from .errors import UsageError
+
+        found = discover.discover(_cwd())
+        if not found.candidates:
+            stopped = f" (the search stopped early: {found.truncated})" if found.truncated else ""
+            raise UsageError(
+                f"no TensorBoard is running, and no event files (events.out.tfevents.*) under {found.root}{stopped}",
+                "start one with: %board --logdir DIR (the directory your training writes summaries to)",
+            )
+        if len(found.candidates) == 1:
+            only = found.candidates[0]
+            print(
+                f"nbboard: no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})"
+            )
+            self._start_and_show(dataclasses.replace(cmd, logdir=only.path))
+            return
+        board = embed.Board(cmd.height or self.height) if cmd.display else None
+        if board is None:
+            print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
+            return
+        board.offer(found, self.board_config())
 
     def _start_and_show(self, cmd: Any) -> None:
         from . import api, embed, logdirs

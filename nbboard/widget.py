@@ -33,7 +33,7 @@ class BoardWidget(anywidget.AnyWidget):
     _esm = _static("board.js")
     _css = _static("board.css")
 
-    status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale
+    status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale | choose
     port = traitlets.Int(0).tag(sync=True)
     pid = traitlets.Int(0).tag(sync=True)
     logdir = traitlets.Unicode("").tag(sync=True)
@@ -48,7 +48,11 @@ class BoardWidget(anywidget.AnyWidget):
     host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
     kernel_user = traitlets.Unicode("").tag(sync=True)
     kernel_host = traitlets.Unicode("").tag(sync=True)
-    remote_hint = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
+    remote_hint = traitlets.Unicode("").tag(sync=True)
+    # Logdirs found when none was given (status "choose"): [{"path", "label", "detail"}], newest first;
+    # the front end sets ``chosen`` to the path of the one the user picks.
+    candidates = traitlets.List(traitlets.Dict()).tag(sync=True)
+    chosen = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
 
     def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets

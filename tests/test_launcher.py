@@ -79,7 +79,9 @@ def test_tensorboard_not_installed(isolated: Path, demo_logs: Path, monkeypatch:
     ],
 )
 def test_bad_input_is_one_clear_message(isolated: Path, args: list[str], code: int, message: str) -> None:
-    result = nbboard_cli(*args)
+    empty = isolated / "empty-cwd"  # `start` with no logdir looks for event files here, and finds none
+    empty.mkdir()
+    result = nbboard_cli(*args, cwd=empty)
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -223,7 +223,10 @@ def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
     k.shutdown()
 
 
-def test_bad_inputs_through_every_door(kernel: Kernel, tmp_path: Path) -> None:
+def test_bad_inputs_through_every_door(kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-cwd"  # `start` with no logdir looks for event files here, and finds none
+    empty.mkdir()
+    monkeypatch.chdir(empty)
     tried: dict[str, int] = {"CLI": 0, "nbboard command": 0, "Python API": 0, "%board": 0}
     inputs = cases(tmp_path)
     for bad in inputs:
