@@ -120,6 +120,8 @@ def test_tensorboard_dying_while_importing_is_text_in_the_cell_and_the_cell_fail
     # The traceback's tail, as plain text in the cell...
     assert "TensorBoard exited with code 1 before it was ready" in text and says in text
     assert "Traceback (most recent call last)" in text and "full log:" in text
+    if missing == "pkg_resources":  # the fix, not just the symptom
+        assert "pip install 'setuptools<81'" in text
     # ...in the widget, and in the fallback that front ends without widgets show.
     state = widget_state(outs)
     assert state["status"] == "failed" and says in state["error"]
