@@ -223,6 +223,28 @@ function render({ model, el: host }) {
       message("stopped", model.get("note") || `TensorBoard on port ${model.get("port")} was stopped.`);
       return;
     }
+    if (status === "choose") {
+      // No logdir was given and no board runs: the kernel found these; the user picks one.
+      const list = el("div", { class: "nbboard-candidates" });
+      for (const c of model.get("candidates") || []) {
+        const button = el(
+          "button",
+          { class: "nbboard-button nbboard-candidate", title: c.path },
+          el("code", {}, c.label),
+          el("span", { class: "nbboard-candidate-detail" }, c.detail),
+        );
+        button.addEventListener("click", () => {
+          for (const b of list.querySelectorAll("button")) b.disabled = true;
+          model.set("chosen", c.path);
+          model.save_changes();
+        });
+        list.append(button);
+      }
+      const note = model.get("note");
+      message("choose", "No logdir given. These directories hold event files; start TensorBoard on:", list);
+      if (note) body.firstChild.append(el("div", { class: "nbboard-hint" }, note));
+      return;
+    }
     if (status !== "running") {
       message("stale", model.get("note") || `TensorBoard is ${status}.`);
       return;

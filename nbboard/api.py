@@ -26,6 +26,7 @@ from .errors import (
     StartFailedError,
     StartTimedOutError,
     TensorBoardNotInstalledError,
+    shown,
 )
 from .instance import Instance
 from .logdirs import Logdir
@@ -91,14 +92,22 @@ def start(
     key = logdirs.cache_key(target, extra)
     registry.ensure_home()
     collect_garbage()
+    stopped: list[Instance] = []
     with registry.lock(key, timeout=seconds + 30):
-        reusable, old_port = _settle_existing(key, port, restart, seconds)
+        reusable, doomed = _settle_existing(key, port, restart, seconds)
         if reusable is not None:
             return reusable
-        if port is None and restart and old_port:
-            port = old_port  # keep open browser tabs working after --restart
-        if port is not None:
-            _ensure_port_free(port)
+        old_ports = {c.instance.port for c in doomed if c.proc is not None and c.instance.port}
+        if port is None and restart and old_ports:
+            port = max(old_ports)  # keep open browser tabs working after --restart
+        if port is not None and port not in old_ports:
+            _ensure_port_free(port)  # before anything is stopped: a taken port must not cost the old board
+        if restart and old_ports:
+            registry.check_writable()  # nor a registry the new record cannot be written to
+        for c in doomed:
+            _stop_and_forget(c.instance, c.proc)
+            if c.proc is not None and restart:
+                stopped.append(c.instance)
         result = launcher.launch(
             command,
             target.args,
@@ -113,13 +122,28 @@ def start(
             standby=standby.enabled(cfg),
             standby_hook=cfg.standby_hook,
         )
-    return _launch_outcome(result, port)
+    try:
+        return _launch_outcome(result, port)
+    except NbboardError as e:
+        if stopped:
+            old = ", ".join(f"pid {i.pid} on port {i.port}" for i in stopped)
+            e.message += (
+                f"\n--restart had already stopped the board that served {shown(target.display)} ({old}); nothing serves it now: "
+                "run the same start without --restart to bring one back"
+            )
+        raise
 
 
-def _settle_existing(key: str, port: int | None, restart: bool, timeout: float) -> tuple[Instance | None, int]:
-    """Reuse a live board with ``key``; stop or drop the rest. Returns (reusable, old port)."""
+def _settle_existing(
+    key: str, port: int | None, restart: bool, timeout: float
+) -> tuple[Instance | None, list[_Checked]]:
+    """Reuse a live board with ``key``, or say which records of it to stop or drop; stops nothing itself.
+
+    Returns (a board to reuse, None otherwise; the boards and records to clear before launching).
+    The caller checks what can fail first, so that ``--restart`` never loses a board for nothing.
+    """
     records, _ = registry.read_all()
-    old_port = 0
+    doomed: list[_Checked] = []
     for record in records:
         if record.cache_key != key:
             continue
@@ -127,12 +151,11 @@ def _settle_existing(key: str, port: int | None, restart: bool, timeout: float) 
         if checked.status == "starting" and not restart:
             checked, proc = _wait_for_other_start(record, timeout)
         if checked.status == "running" and not restart and (port is None or port == checked.port):
-            return dataclasses.replace(checked, reused=True), 0
+            return dataclasses.replace(checked, reused=True), []
         if checked.status == "running" and not restart:
             continue  # same logdir on another port: a separate board the user asked for
-        old_port = checked.port
-        _stop_and_forget(checked, proc)
-    return None, old_port
+        doomed.append(_Checked(checked, proc))
+    return None, doomed
 
 
 def _wait_for_other_start(record: BoardRecord, timeout: float) -> tuple[Instance, psutil.Process | None]:
@@ -237,6 +260,7 @@ def collect_garbage() -> list[Instance]:
         tunnel_lifecycle.stop_helper(orphan)
         registry.remove_log_file(orphan.log_path)
     standby.collect_garbage()
+    registry.remove_idle_locks()  # one per logdir ever started would otherwise stay forever
     return pruned
 
 
@@ -260,17 +284,19 @@ def kill(
     """Stop boards and clear stale records.
 
     With no selector: every board of this user (nbboard's and
-    ``%tensorboard``'s) is stopped and every stale record of both registries
-    removed. A process is signalled only when its record proves it is that
-    TensorBoard; a record pointing at a reused pid is dropped, the process
-    left alone. Raises NoSuchBoardError when a selector matches nothing.
+    ``%tensorboard``'s) is stopped, every stale record of both registries
+    removed, and old logs and idle lock files cleared. A process is signalled
+    only when it runs as this user and its record proves it is that
+    TensorBoard; a record pointing at a reused pid, or at another user's
+    process, is dropped (reported with the reason), the process left alone,
+    root included. Raises NoSuchBoardError when a selector matches nothing.
     """
     port = None if port is None else inputs.port(port)
     pid = None if pid is None else inputs.pid(pid)
     if logdir is None:
         selected_logdir = None
     else:
-        selected_logdir = (logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir)).display
+        selected_logdir = (logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir, check=False)).display
     checked, orphan_tunnels, skipped = _check_all()
     everything = port is None and pid is None and selected_logdir is None
     chosen = [
@@ -308,6 +334,7 @@ def kill(
             registry.remove_log_file(orphan.log_path)
         stopped += _stop_unrecorded()
         removed_logs = _remove_orphan_logs()
+        registry.remove_idle_locks()
     return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs)
 
 

@@ -29,6 +29,31 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"nbboard: error: {message}\n  hint: {self.prog} --help shows every option\n")
         raise SystemExit(EXIT_USAGE)
 
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, but an unknown word is reported by the subcommand it was given to, with a suggestion."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            sub = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
+            sub.unrecognized(unknown)
+        return parsed
+
+    def unrecognized(self, words: list[str]) -> None:
+        word = next((w for w in words if w.startswith("-")), words[0])
+        if not word.startswith("-"):
+            self.error(f"unexpected argument {word!r}")
+        name = word.split("=", 1)[0]
+        options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        guess = inputs.closest(name, options)
+        if guess is not None:
+            self.error(f"unknown option {name!r}: did you mean {guess}?")
+        if self.get_default("takes_extra"):
+            logdir = " --logdir DIR" if "--logdir" in options else ""
+            self.error(
+                f"unknown option {name!r}; TensorBoard's own flags go after --, e.g. "
+                f"{self.prog}{logdir} -- {word if '=' in word else name + '=VALUE'}"
+            )
+        self.error(f"unknown option {name!r}")
+
 
 def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse ``type`` from an :mod:`nbboard.inputs` parser: bad values exit 2 with its message."""
@@ -57,22 +82,48 @@ def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nbboard", description="Run TensorBoard in the background, reuse it, list it, stop it.")
+    from . import config
+
+    parser = _Parser(
+        prog="nbboard",
+        description="Run TensorBoard in the background, reuse it, list it, stop it.",
+        epilog=f"nbboard keeps its records, logs and locks in\n  {config.home()}\n(set NBBOARD_HOME to move it).\n"
+        "Exit codes: 0 done, 1 an error nbboard explains, 2 bad usage, 130 interrupted, 3 a bug in nbboard.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep that path on one line
+    )
     parser.add_argument("--version", action="version", version=f"nbboard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("start", help="start (or reuse) a TensorBoard; extra TensorBoard flags go after --")
+    p = sub.add_parser(
+        "start",
+        help="start (or reuse) a TensorBoard; extra TensorBoard flags go after --",
+        description="Start a TensorBoard for a logdir, or reuse the live one for the same logdir and flags; "
+        "print its URL and return. Extra TensorBoard flags go after --, e.g. "
+        "nbboard start runs -- --samples_per_plugin scalars=500",
+    )
     p.add_argument("logdir_pos", nargs="?", metavar="LOGDIR", help="same as --logdir")
     p.add_argument("--logdir", help="directory (or gs:// s3:// hdfs:// URL) with event files")
     p.add_argument("--logdir_spec", "--logdir-spec", dest="logdir_spec", help="name1:/path1,name2:/path2")
     _start_options(p)
     p.set_defaults(func=cmd_start, takes_extra=True)
 
-    p = sub.add_parser("list", help="show every TensorBoard of this user; stale records are marked until kill")
+    p = sub.add_parser(
+        "list",
+        help="show every TensorBoard of this user (nbboard's and %%tensorboard's); a dead or hung one stays listed, "
+        "marked stale with the reason, until the next start or kill clears it",
+        description="Show every TensorBoard of this user, nbboard's and %tensorboard's. list changes nothing: a "
+        "dead or hung board stays listed, marked stale with the reason, until the next start or kill clears it.",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("kill", help="stop boards and clear stale records (all of them without a selector)")
+    p = sub.add_parser(
+        "kill",
+        help="stop boards and clear stale records (all of them without a selector)",
+        description="Stop boards (each with its whole process tree) and clear stale records. Without a selector: "
+        "every board and tunnel of this user, every stale record, old logs and idle lock files. Only your own "
+        "processes are ever signalled.",
+    )
     p.add_argument("--port", type=_port, help="only the board on this port")
     p.add_argument("--pid", type=_pid, help="only the board with this pid")
     p.add_argument("--logdir", help="only the board(s) serving this logdir")
@@ -103,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-url", action="store_true", help="print the full URL(s), secret included, again")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_tunnel, takes_extra=True)
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
 
@@ -136,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"nbboard: error: {e}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("nbboard: interrupted\n")
+        sys.stderr.write(
+            "nbboard: interrupted; a TensorBoard it had begun to start is recorded: "
+            "nbboard list shows it, nbboard kill stops it\n"
+        )
         return EXIT_INTERRUPTED
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
@@ -180,12 +235,36 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise UsageError(f"two logdirs given: {args.logdir_pos!r} and --logdir {args.logdir!r}", "give one")
     logdir = args.logdir or args.logdir_pos
     if logdir is None and args.logdir_spec is None:
-        raise UsageError("no logdir given", "nbboard start --logdir DIR (the directory your training writes to)")
+        logdir = _discovered_logdir()
     target = logdirs.resolve(logdir, args.logdir_spec)
+    extra = logdirs.normalise_extra(args.extra)  # every usage error before the survey's note
     _survey_note(target)
-    inst = api.start(target, port=args.port, extra_args=args.extra, timeout=args.timeout, restart=args.restart)
+    inst = api.start(target, port=args.port, extra_args=extra, timeout=args.timeout, restart=args.restart)
     _print_started(inst, args.json)
     return EXIT_OK
+
+
+def _discovered_logdir() -> str:
+    """No logdir given: the one directory of event files under the working directory, or a usage error
+    listing what was found (several) or saying nothing was."""
+    import os
+
+    from . import discover, fmt
+
+    found = discover.discover(os.getcwd())
+    if len(found.candidates) == 1:
+        only = found.candidates[0]
+        sys.stderr.write(
+            f"no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})\n"
+        )
+        return only.path
+    if found.candidates:
+        raise UsageError(f"no logdir given; {fmt.candidates(found, 'nbboard start')}", "run one of these lines")
+    stopped = f" (the search stopped early: {found.truncated})" if found.truncated else ""
+    raise UsageError(
+        f"no logdir given, and no event files (events.out.tfevents.*) under {found.root}{stopped}",
+        "nbboard start --logdir DIR (the directory your training writes to)",
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -205,7 +284,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     from . import api, fmt, logdirs
 
-    target = logdirs.resolve(args.logdir) if args.logdir is not None else None
+    target = logdirs.resolve(args.logdir, check=False) if args.logdir is not None else None
     report = api.kill(port=args.port, pid=args.pid, logdir=target)
     if args.json:
         print(

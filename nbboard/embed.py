@@ -1,8 +1,9 @@
-"""Showing a board wherever the code runs: a widget in notebooks, a link in terminals.
+"""Showing a board wherever the code runs: a widget in notebooks, an HTML/JS output on Colab
+(:mod:`nbboard.colab`), a link in terminals.
 
-Reads instances and never re-implements lifecycle: the widget's Stop and
+Reads instances and never re-implements lifecycle: the board's Stop and
 Close link buttons call :func:`nbboard.api.kill` and
-:func:`nbboard.api.close_tunnels`, handed to the widget as callbacks.
+:func:`nbboard.api.close_tunnels`, handed to the widget (or Colab view) as callbacks.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import getpass
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 from .config import BoardConfig, get_default
+from .discover import Discovery
 from .instance import Instance
 
 
@@ -91,16 +94,14 @@ class Board:
         self.env = environment()
         self.widget: Any = None
         self.handle: Any = None
+        self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
+        self._config: BoardConfig | None = None
         if self.env in ("terminal", "plain"):
             return
-        import time
-
         from IPython.display import display
 
-        from .widget import BoardWidget
-
         user, host = kernel_login()
-        self.widget = BoardWidget(
+        state = dict(
             actions={"stop": self.stop, "close_tunnel": self.close_tunnel},
             height=height,
             logdir=logdir,
@@ -110,7 +111,18 @@ class Board:
             kernel_user=user,
             kernel_host=host,
         )
-        self.handle = display(self.widget, display_id=True)
+        if self.env == "colab":  # no widget manager there: an HTML/JS output that updates itself (handle stays None)
+            from .colab import ColabView
+
+            self.widget = ColabView(**state)
+            self.widget.display()
+            return
+
+        from .widget import BoardWidget
+
+        self.widget = BoardWidget(**state)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def show(self, instance: Instance) -> None:
         from . import fmt
@@ -132,13 +144,63 @@ class Board:
     def redisplay(self) -> None:
         from IPython.display import display
 
-        self.handle = display(self.widget, display_id=True)
+        data, metadata = self.widget.bundle()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def fail(self, message: str) -> None:
         if self.widget is None:
             return
         self.widget.fail(message)
         self._refresh()
+
+    def offer(self, found: Discovery, config: BoardConfig | None = None) -> None:
+        """Show the logdirs ``found`` as buttons; the one the user picks starts in this same output.
+
+        Terminals and Colab (no widget) get the ``%board --logdir …`` lines to copy instead.
+        """
+        from . import fmt
+
+        if self.widget is None or self.env == "colab":
+            print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
+            return
+        self._offered = {c.path for c in found.candidates}
+        self._config = config
+        with self.widget.hold_sync():
+            self.widget.candidates = [
+                {
+                    "path": c.path,
+                    "label": fmt.logdir_argument(c.path, found.root),
+                    "detail": fmt.candidate_detail(c.runs, c.latest),
+                }
+                for c in found.candidates
+            ]
+            self.widget.note = f"found under {found.root}" + (
+                f" (search stopped early: {found.truncated})" if found.truncated else ""
+            )
+            self.widget.status = "choose"
+        self.widget.observe(self._chose, "chosen")
+        self._refresh()
+
+    def _chose(self, change: Any) -> None:
+        """The user picked a logdir (a button of :meth:`offer`): start it here."""
+        from . import api
+        from .errors import NbboardError
+
+        path = str(change["new"])
+        if path not in self._offered:
+            return  # only what was offered: the front end cannot start an arbitrary directory
+        widget = self.widget
+        widget.unobserve(self._chose, "chosen")
+        with widget.hold_sync():
+            widget.logdir = path
+            widget.started_at = time.time()
+            widget.status = "starting"
+        try:
+            instance = api.start(path, config=self._config)
+        except NbboardError as e:
+            self.fail(str(e))
+            return
+        self.show(instance)
 
     def stop(self) -> None:
         """Stop this board's TensorBoard (the widget's Stop button)."""
@@ -170,9 +232,14 @@ class Board:
         widget.tunnel_url = ""
 
     def _refresh(self) -> None:
-        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too."""
+        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too.
+
+        The bundle goes out raw, never the widget object: ipywidgets 7 displays a widget through
+        ``_ipython_display_``, which ignores display_id, so an update would show the widget twice.
+        """
         if self.handle is not None:
-            self.handle.update(self.widget)
+            data, metadata = self.widget.bundle()
+            self.handle.update(data, metadata=metadata, raw=True)
 
 
 def display(instance: Instance | None = None, height: int | None = None, config: BoardConfig | None = None) -> Board:

@@ -45,14 +45,27 @@ class PortInUseError(NbboardError):
         self.port = port
 
 
+#: TensorBoard start-up failures users meet often, and their fix (what the output says -> what to type).
+_KNOWN_CAUSES = (
+    (
+        "No module named 'pkg_resources'",
+        "TensorBoard before 2.21 needs setuptools' pkg_resources, which setuptools 81 removed: "
+        "pip install 'setuptools<81', or pip install -U tensorboard",
+    ),
+    ("np.string_", "this TensorBoard predates NumPy 2: pip install -U tensorboard (or 'numpy<2')"),
+)
+
+
 class StartFailedError(NbboardError):
     """TensorBoard exited before it began serving."""
 
     def __init__(self, exit_code: int | None, output_tail: str, log_path: str) -> None:
         tail = output_tail.strip() or "(TensorBoard printed nothing)"
+        hints = [fix for cause, fix in _KNOWN_CAUSES if cause in output_tail]
+        if log_path:
+            hints.append(f"full log: {log_path}")
         super().__init__(
-            f"TensorBoard exited with code {exit_code} before it was ready:\n{_indent(tail)}",
-            f"full log: {log_path}" if log_path else "",
+            f"TensorBoard exited with code {exit_code} before it was ready:\n{_indent(tail)}", "; ".join(hints)
         )
         self.exit_code = exit_code
         self.output_tail = output_tail
@@ -82,6 +95,19 @@ class NoSuchBoardError(NbboardError):
 
 class TunnelError(NbboardError):
     """A tunnel could not be opened, found or closed."""
+
+
+def shown(text: object, limit: int = 120) -> str:
+    """``text`` fit for a one-line message: control characters escaped, the middle of a long one elided.
+
+    Paths and URLs users give can be megabytes long or hold newlines and NUL bytes; an error must
+    still read as one line and name them recognisably.
+    """
+    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    if len(value) > limit:
+        keep = (limit - 1) // 2
+        value = f"{value[:keep]}…{value[-keep:]} ({len(str(text))} characters)"
+    return value
 
 
 def _indent(text: str) -> str:

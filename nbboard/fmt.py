@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .discover import Discovery
 from .instance import Instance
 from .registry import Skipped
 from .tunnels.secrets import mask
@@ -122,3 +123,36 @@ def instance_json(instance: Instance) -> dict[str, Any]:
 
 def skipped_json(item: Skipped) -> dict[str, str]:
     return {"path": item.path, "why": item.why}
+
+
+# ---------------------------------------------------------------------------
+# Logdirs found when none was given
+
+
+def logdir_argument(path: str, cwd: str) -> str:
+    """``path`` as a user would type it after ``--logdir``: relative to ``cwd`` when under it, quoted if needed."""
+    import os
+    import shlex
+
+    relative = os.path.relpath(path, cwd)
+    shown = path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+    return shlex.quote(shown)
+
+
+def candidate_detail(runs: int, latest: float, now: float | None = None) -> str:
+    """ "written 2 min ago, 4 runs": what tells two candidate logdirs apart."""
+    now = time.time() if now is None else now
+    age = f"written {duration(now - latest)} ago" if latest else "no write time"
+    return f"{age}, {runs} run{'s' if runs != 1 else ''}"
+
+
+def candidates(found: Discovery, command: str, now: float | None = None) -> str:
+    """The logdirs found, newest first, as lines to copy (``command`` is "%board" or "nbboard start")."""
+    lines = [f"found event files in {len(found.candidates)} places under {found.root} (newest first):"]
+    args = [logdir_argument(c.path, found.root) for c in found.candidates]
+    width = max(len(a) for a in args)
+    for arg, c in zip(args, found.candidates, strict=True):
+        lines.append(f"  {command} --logdir {arg.ljust(width)}   # {candidate_detail(c.runs, c.latest, now)}")
+    if found.truncated:
+        lines.append(f"(the search stopped early: {found.truncated}; pass --logdir if yours is not listed)")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Numbers users type (ports, pids, seconds), checked in one place with one kind of error.
+"""What users type (ports, pids, seconds, option names), checked in one place with one kind of error.
 
 The CLI and the magic call these when they parse a line; the API calls them
 for Python callers. Each rejects with what was wrong and what to type instead.
@@ -6,7 +6,9 @@ for Python callers. Each rejects with what was wrong and what to type instead.
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 
 from .errors import UsageError
 
@@ -56,3 +58,19 @@ def _integer(value: object, flag: str, example: str) -> int:
         return int(str(value).strip())
     except ValueError:
         raise UsageError(f"invalid {flag} {value!r}: expected a number", f"e.g. {flag} {example}") from None
+
+
+def closest(name: str, options: Iterable[str]) -> str | None:
+    """The option ``name`` was probably meant to be (``--logidr`` → ``--logdir``), or None.
+
+    One rule for the CLI and the magic: dashes and case are ignored, and the
+    match must be close (difflib ratio ≥ 0.75), so that a TensorBoard flag
+    nbboard passes through is not mistaken for a typo of one of nbboard's own.
+    """
+
+    def key(option: str) -> str:
+        return option.lstrip("-").replace("-", "_").lower()
+
+    by_key = {key(o): o for o in options}
+    match = difflib.get_close_matches(key(name), list(by_key), n=1, cutoff=0.75)
+    return by_key[match[0]] if match else None

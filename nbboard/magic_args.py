@@ -8,7 +8,6 @@ refused with the line the user probably meant.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
@@ -35,10 +34,21 @@ OWN_OPTIONS = {
 ACTIONS = ("list", "kill", "stop", "help")
 PROVIDERS = ("auto", "ngrok", "localtunnel")
 USAGE = """\
-%board --logdir DIR [--port N] [--height PX] [--restart] [--no-display] [--tunnel [ngrok|localtunnel]] [TensorBoard flags…]
+%board --logdir DIR [options] [TensorBoard flags…]   start (or reuse) TensorBoard and show it inline
+    --logdir_spec name1:/path1,name2:/path2       several directories side by side, instead of --logdir
+    --port N          serve on port N (default: a free one)
+    --height PX       height of the inline board (default 800)
+    --timeout S       seconds to wait for TensorBoard to answer (default 60)
+    --restart         replace the running board for this logdir
+    --no-display      print the link instead of showing the board
+    --tunnel [ngrok|localtunnel]   also open a public link protected by a secret
+    any other flag goes to TensorBoard, e.g. --samples_per_plugin scalars=500
 %board                 show the newest running board again
-%board list            every TensorBoard of this user
-%board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)"""
+%board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next start or kill
+%board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)
+%board --help          this help"""
+
+HELP_HINT = "%board --help shows every option"
 
 _DASHES = re.compile(r"(^|\s)[\u2014\u2013\u2212\u2012\u2015]{1,2}\s?(?=[A-Za-z])")
 
@@ -79,8 +89,8 @@ def _unquote(token: str) -> str:
 
 
 def _suggest(name: str) -> str | None:
-    match = difflib.get_close_matches(name, list(OWN_OPTIONS), n=1, cutoff=0.75)
-    return match[0] if match else None
+    """The own option ``name`` was probably meant to be, spelt as in USAGE (``--no-display``)."""
+    return inputs.closest(name, [f"--{o.replace('no_display', 'no-display')}" for o in OWN_OPTIONS])
 
 
 def parse(line: str) -> BoardCommand:
@@ -136,11 +146,9 @@ def parse(line: str) -> BoardCommand:
                 values[name] = True
             continue
         guess = _suggest(name)
-        if guess is not None and guess not in values and not (guess == "logdir" and "logdir_spec" in values):
-            raise UsageError(
-                f"unknown option {tok.split('=')[0]!r}: did you mean --{guess.replace('_', '-') if guess == 'no_display' else guess}?",
-                USAGE,
-            )
+        own = guess.lstrip("-").replace("-", "_") if guess else ""
+        if guess is not None and own not in values and not (own == "logdir" and "logdir_spec" in values):
+            raise UsageError(f"unknown option {tok.split('=')[0]!r}: did you mean {guess}?", HELP_HINT)
         # A TensorBoard flag: keep it, with its value if the next token is one.
         if not eq and i < len(tokens) and not tokens[i].startswith("-"):
             tok = f"{tok}={tokens[i]}"
@@ -152,7 +160,7 @@ def parse(line: str) -> BoardCommand:
         if action == "show" and "logdir" not in values and len(positional) == 1:
             values["logdir"] = positional[0]
         else:
-            raise UsageError(f"unexpected {' '.join(map(repr, positional))}", USAGE)
+            raise UsageError(f"unexpected {' '.join(map(repr, positional))}", HELP_HINT)
     if action in ("list",) and (values or extra):
         raise UsageError("%board list takes no options", "%board list")
     if action == "kill" and (extra or set(values) - {"port", "pid", "logdir"}):

@@ -45,15 +45,25 @@ class BoardMagics(Magics):
 
     @line_magic
     def board(self, line: str) -> None:
-        """Start (or reuse) TensorBoard and show it inline. ``%board --help`` for options."""
+        """Start (or reuse) TensorBoard and show it inline. ``%board --help`` for options.
+
+        A failure raises IPython's UsageError, as IPython's own magics do: the
+        cell is marked failed (so "Run all" and nbclient/papermill stop there)
+        and shows one readable message, no traceback.
+        """
+        from IPython.core.error import UsageError  # in IPython 7.34 as in 8 and 9
+
         from .errors import NbboardError
 
         try:
             self._board(line)
         except NbboardError as e:
-            print(f"nbboard: {e}")
+            raise UsageError(f"nbboard: {e}") from None
         except KeyboardInterrupt:
-            print("nbboard: interrupted (TensorBoard, if it was starting, has been stopped or recorded: %board list)")
+            raise UsageError(
+                "nbboard: interrupted; a TensorBoard it had begun to start is recorded: "
+                "%board list shows it, %board kill stops it"
+            ) from None
 
     def _board(self, line: str) -> None:
         from . import api, fmt, logdirs, magic_args
@@ -71,14 +81,14 @@ class BoardMagics(Magics):
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
-            target = logdirs.resolve(cmd.logdir) if cmd.logdir is not None else None
+            target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
             if report.stopped and (cmd.port, cmd.pid, cmd.logdir) != (None, None, None):
                 self.prepare_standby()  # a board stopped, another may follow; a bare kill clears everything
             return
         if cmd.logdir is None and cmd.logdir_spec is None:
-            self._redisplay(cmd.height or self.height)
+            self._redisplay(cmd)
             return
         self._start_and_show(cmd)
 
@@ -125,7 +135,12 @@ class BoardMagics(Magics):
                 recorded.set()
             if warm_display:
                 with contextlib.suppress(Exception):  # the cell that needs it imports it again and reports
-                    from . import api, embed, fmt, logdirs, magic_args, widget  # noqa: F401
+                    from . import api, embed, fmt, logdirs, magic_args  # noqa: F401
+
+                    if embed.environment() == "colab":
+                        from . import colab  # noqa: F401  (Colab's board is HTML/JS, not the widget)
+                    else:
+                        from . import widget  # noqa: F401
 
         threading.Thread(target=work, name="nbboard-standby", daemon=True).start()
         self._standby = (hurry, recorded)
@@ -138,24 +153,49 @@ class BoardMagics(Magics):
             recorded.wait(timeout=5)  # an optimisation: never hold a start up for long
             self._standby = None
 
-    def _redisplay(self, height: int) -> None:
+    def _redisplay(self, cmd: Any) -> None:
+        """``%board`` alone: the newest running board again, else the logdirs found under the working directory."""
         from . import api, embed
 
         newest = api.newest_running()
-        if newest is None:
-            print(
-                "nbboard: no TensorBoard is running. Start one with:  %board --logdir DIR\n"
-                "  (DIR is the directory your training writes summaries to; relative paths start at the kernel's "
-                "working directory)"
-            )
+        if newest is not None:
+            embed.display(newest, cmd.height or self.height)
             return
-        embed.display(newest, height)
+        self._discover(cmd)
+
+    def _discover(self, cmd: Any) -> None:
+        """No board and no logdir: look for event files; start the one found, or offer several."""
+        import dataclasses
+
+        from . import discover, embed, fmt
+        from .errors import UsageError
+
+        found = discover.discover(_cwd())
+        if not found.candidates:
+            stopped = f" (the search stopped early: {found.truncated})" if found.truncated else ""
+            raise UsageError(
+                f"no TensorBoard is running, and no event files (events.out.tfevents.*) under {found.root}{stopped}",
+                "start one with: %board --logdir DIR (the directory your training writes summaries to)",
+            )
+        if len(found.candidates) == 1:
+            only = found.candidates[0]
+            print(
+                f"nbboard: no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})"
+            )
+            self._start_and_show(dataclasses.replace(cmd, logdir=only.path))
+            return
+        board = embed.Board(cmd.height or self.height) if cmd.display else None
+        if board is None:
+            print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
+            return
+        board.offer(found, self.board_config())
 
     def _start_and_show(self, cmd: Any) -> None:
         from . import api, embed, logdirs
         from .errors import NbboardError
 
         target = logdirs.resolve(cmd.logdir, cmd.logdir_spec)
+        extra = logdirs.normalise_extra(cmd.extra)  # every usage error before the survey's note
         survey = logdirs.survey(target)
         note = survey.note() if survey else ""
         if note and cmd.logdir and not cmd.logdir.startswith("/"):
@@ -173,7 +213,7 @@ class BoardMagics(Magics):
             api.start,
             target,
             port=cmd.port,
-            extra_args=cmd.extra,
+            extra_args=extra,
             timeout=cmd.timeout,
             restart=cmd.restart,
             config=self.board_config(),

@@ -1,18 +1,19 @@
 """Processes: prove a pid is the one a record describes, and stop process trees.
 
 psutil only, so the same code runs on Linux, macOS and Windows. A pid alone
-proves nothing (pids are reused); nbboard signals a process only when its
-creation time, and where readable its command line, match the record.
+proves nothing (pids are reused); nbboard signals a process only when it runs
+as this user (uid on POSIX, account name on Windows) and its creation time,
+and where readable its command line, match the record. Root included: a record
+naming another user's process is never a reason to signal it.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psutil
 
@@ -41,12 +42,48 @@ def _alive(proc: psutil.Process) -> bool:
         return True
 
 
+def other_owner(proc: psutil.Process) -> str:
+    """Who ``proc`` runs as, if not this user ("" when it is this user's).
+
+    POSIX: its real and effective uid must both be the caller's real uid (a
+    setuid program started by this user runs as someone else). Windows: its
+    account name must be the caller's. Raises psutil.NoSuchProcess.
+    """
+    try:
+        if hasattr(os, "getuid"):
+            uids = proc.uids()
+            me = os.getuid()
+            if uids.real == me and uids.effective == me:
+                return ""
+            return _user_label(uids.effective if uids.real == me else uids.real)
+        account = proc.username()
+        return "" if account == psutil.Process().username() else account
+    except psutil.AccessDenied:
+        return "an account nbboard may not inspect"
+
+
+def _user_label(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _not_mine(pid: int, owner: str) -> str:
+    return f"process {pid} runs as another user, {owner}: skipped, nbboard signals only your own processes"
+
+
 def find_launched(pid: int, created: float, argv: Sequence[str]) -> tuple[psutil.Process | None, str]:
     """The live process nbboard launched as ``argv`` at ``created``, or (None, why not)."""
     try:
         proc = psutil.Process(pid)
         if not _alive(proc):
             return None, f"process {pid} has exited"
+        owner = other_owner(proc)
+        if owner:
+            return None, _not_mine(pid, owner)
         if abs(proc.create_time() - created) > CREATE_TIME_SLACK:
             return None, f"pid {pid} now belongs to another program"
         try:
@@ -81,8 +118,9 @@ def find_tensorboard(pid: int, start_time: int) -> tuple[psutil.Process | None, 
         proc = psutil.Process(pid)
         if not _alive(proc):
             return None, f"process {pid} has exited"
-        if proc.username() != getpass.getuser():
-            return None, f"process {pid} belongs to another user"
+        owner = other_owner(proc)
+        if owner:
+            return None, _not_mine(pid, owner)
         created = proc.create_time()
         if not (start_time - 300 <= created <= start_time + 1):
             return None, f"pid {pid} now belongs to another program"
@@ -112,20 +150,30 @@ def terminate_trees(roots: Sequence[psutil.Process], grace: float = GRACE) -> No
     for root in roots:
         try:
             family += [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             family.append(root)
+    family = [p for p in family if _is_mine(p)]  # a child that became another user's is not ours to stop
     for p in family:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
+        _signal(p, psutil.Process.terminate)
     alive = wait_gone(family, grace)
     for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+        _signal(p, psutil.Process.kill)
     wait_gone(alive, 5.0)
+
+
+def _is_mine(proc: psutil.Process) -> bool:
+    try:
+        return not other_owner(proc)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _signal(proc: psutil.Process, send: Callable[[psutil.Process], None]) -> None:
+    """Send a signal; a process that is gone, or that the OS will not let us signal, is left as it is."""
+    try:
+        send(proc)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
 
 
 def wait_gone(processes: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
@@ -159,13 +207,17 @@ def reap(pid: int) -> None:
 
 
 def tagged(var: str, tag: str, skip: set[int]) -> list[psutil.Process]:
-    """Live processes of this user whose environment has ``var=tag`` (minus ``skip``)."""
+    """Live processes of this user whose environment has ``var=tag`` (minus ``skip``).
+
+    Root can read every process's environment: the owner check keeps another
+    user's process with a copied tag out.
+    """
     found = []
     for proc in psutil.process_iter(["pid"]):
         if proc.pid in skip or proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(var) == tag and _alive(proc):
+            if proc.environ().get(var) == tag and _alive(proc) and not other_owner(proc):
                 found.append(proc)
         except (psutil.Error, OSError):
             continue

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 import typing
 import uuid
 from collections.abc import Iterator
@@ -27,12 +28,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import config
-from .errors import RegistryError
+from .errors import RegistryError, shown
 
 #: Bumped when a record's meaning changes incompatibly.
 SCHEMA = 1
 #: Records are small; anything bigger is not one of ours.
 MAX_RECORD_BYTES = 256 * 1024
+
+#: Names nbboard gives the files it writes; it only ever deletes files named so.
+RECORD_NAME = re.compile(r"^pid-[0-9]+\.json$")
+SECRET_NAME = re.compile(r"^tunnel-[0-9a-f]{12}\.secret$")
+STANDBY_KEY_NAME = re.compile(r"^standby-[0-9a-f]{12}\.key$")
+LOCK_NAME = re.compile(r"^[0-9a-f]{24}\.lock$")
 
 SOURCE_NBBOARD = "nbboard"
 SOURCE_TENSORBOARD = "tensorboard"
@@ -238,42 +245,103 @@ class Skipped:
 # ---------------------------------------------------------------------------
 # Directory
 
+#: The registry directory's subdirectories; each is made private like the directory itself.
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby")
+
 
 def ensure_home() -> Path:
-    """Create the registry directory (0700) and its subdirectories.
+    """Create the registry directory (0700) and its subdirectories; return it.
 
-    Raises RegistryError when it cannot be created or is not private.
+    Each must be a real directory of this user: a symlink (or a Windows
+    junction) is refused rather than followed, so nbboard never chmods or
+    creates files in a directory the link points at, and never cleans up
+    files there. Its parents may be links (macOS's /tmp is one). Raises
+    RegistryError, with how to fix it, when a directory cannot be used.
     """
     root = config.home()
     try:
-        for sub in (
-            root,
-            root / "boards",
-            root / "logs",
-            root / "locks",
-            root / "secrets",
-            root / "tunnels",
-            root / "standby",
-        ):
-            sub.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _make_private(sub)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(root, root)
+        for name in SUBDIRS:
+            _private_dir(root / name, root)
     except OSError as e:
         raise RegistryError(
-            f"cannot use nbboard's registry directory {root}: {e.strerror or e}",
+            f"cannot use nbboard's registry directory {shown(root)}: {e.strerror or e}",
             "set NBBOARD_HOME to a writable directory of your own",
         ) from None
     return root
 
 
-def _make_private(path: Path) -> None:
-    st = path.stat()
+def _private_dir(path: Path, root: Path) -> None:
+    """Make ``path`` a 0700 directory of this user, or raise RegistryError saying why it cannot be."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    which = "nbboard's registry directory" if path == root else "the registry's subdirectory"
+    if _is_link(st):
+        target = os.path.realpath(path)
+        if path == root:
+            fix = f"set NBBOARD_HOME to a real directory of your own (nbboard creates it), or replace the link: rm {shown(path)}"
+        else:
+            fix = f"remove the link (rm {shown(path)}); nbboard recreates it as a private directory"
+        raise RegistryError(
+            f"{which} {shown(path)} is a symbolic link (to {shown(target)}); nbboard does not follow it, so that it "
+            "never changes or deletes files in a directory it did not create",
+            fix,
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise RegistryError(
+            f"{which} {shown(path)} is not a directory",
+            "move that file away, or set NBBOARD_HOME to a directory of your own",
+        )
+    if path == root and (stat.S_IMODE(st.st_mode) & 0o002 or path.parent == path):
+        # /tmp, /, a shared drop folder: making it private would lock everyone else out of it.
+        raise RegistryError(
+            f"{which} {shown(path)} is {'the file system root' if path.parent == path else 'writable by every user'}; "
+            "nbboard keeps its state in a private directory of its own and will not chmod this one",
+            f"set NBBOARD_HOME to a new directory, e.g. NBBOARD_HOME={shown(path / ('nbboard-' + _user()))}",
+        )
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise RegistryError(
-            f"{path} belongs to another user (uid {st.st_uid}); nbboard will not use it",
-            "set NBBOARD_HOME to a directory of your own",
+            f"{which} {shown(path)} belongs to another user (uid {st.st_uid}); nbboard keeps its state only in "
+            "directories you own",
+            "set NBBOARD_HOME to a directory of your own, e.g. NBBOARD_HOME=~/.nbboard",
         )
     if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+        _chmod_private(path, st)
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name known (a container without one): any name will do
+        return "me"
+
+
+def _is_link(st: os.stat_result) -> bool:
+    """A symlink, or on Windows any reparse point (junctions are not symlinks to ``S_ISLNK``)."""
+    reparse = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
+    return stat.S_ISLNK(st.st_mode) or bool(getattr(st, "st_file_attributes", 0) & reparse)
+
+
+def _chmod_private(path: Path, seen: os.stat_result) -> None:
+    """chmod 0700 the very directory that was checked, never what a link swapped in since points at."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    directory = getattr(os, "O_DIRECTORY", 0)
+    if not (nofollow and directory and os.chmod in os.supports_fd):
+        os.chmod(path, 0o700)  # Windows: only the read-only flag changes; the per-user profile is private
+        return
+    fd = os.open(path, os.O_RDONLY | nofollow | directory)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):
+            os.chmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def boards_dir() -> Path:
@@ -297,22 +365,42 @@ def record_path(pid: int) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, mode 0600."""
+    """Atomically replace ``path`` with ``text``, mode 0600.
+
+    Refuses text the readers would refuse (over MAX_RECORD_BYTES): a record
+    written but never read back would let duplicate boards start unseen.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_RECORD_BYTES:
+        raise RegistryError(
+            f"cannot write {shown(path)}: it would be {len(data)} bytes, over the registry's limit of "
+            f"{MAX_RECORD_BYTES}",
+            "shorten the logdir or the TensorBoard flags",
+        )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, 0o600)
-            f.write(text)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # an interrupt too: never leave a temp file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if not isinstance(e, OSError):
+            raise
         raise RegistryError(
-            f"cannot write {path}: {e.strerror or e}",
+            f"cannot write {shown(path)}: {e.strerror or e}",
             "free some disk space or set NBBOARD_HOME to a writable directory",
         ) from None
+
+
+def check_writable() -> None:
+    """Raise RegistryError now if a record could not be written (a full disk, a read-only file system)."""
+    write_private(boards_dir() / ".tmp-probe.json", "{}")
+    with contextlib.suppress(OSError):
+        os.unlink(boards_dir() / ".tmp-probe.json")
 
 
 def write(record: BoardRecord) -> BoardRecord:
@@ -323,11 +411,22 @@ def write(record: BoardRecord) -> BoardRecord:
 
 
 def remove(record: BoardRecord | TunnelRecord) -> bool:
-    """Delete the record file; True if it was there."""
+    """Delete the record file; True if it was there.
+
+    Only a file of a name nbboard writes, in the directory it reads it from
+    (its own boards/ or tunnels/, or TensorBoard's info directory).
+    """
     if not record.path:
         return False
+    path = Path(record.path)
+    if isinstance(record, BoardRecord) and record.source == SOURCE_TENSORBOARD:
+        ours = re.match(r"^pid-[0-9]+\.info$", path.name) and path.parent == tensorboard_info_dir()
+    else:
+        ours = RECORD_NAME.match(path.name) and path.parent in (config.home() / "boards", config.home() / "tunnels")
+    if not ours:
+        return False
     try:
-        os.unlink(record.path)
+        os.unlink(path)
         return True
     except OSError:
         return False
@@ -382,10 +481,19 @@ def read_all() -> tuple[list[BoardRecord], list[Skipped]]:
             continue
         path = Path(entry.path)
         try:
-            found.append(decode(BoardRecord, read_trusted_json(path), str(path)))
+            record = decode(BoardRecord, read_trusted_json(path), str(path))
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
+            continue
+        if RECORD_NAME.match(entry.name) and record.pid == _pid_in_name(entry.name):
+            found.append(record)
+        else:  # nbboard writes pid-<pid>.json: a record under another name was put there by hand
+            skipped.append(Skipped(str(path), "a record under a name nbboard does not write; left alone"))
     return found, skipped
+
+
+def _pid_in_name(name: str) -> int:
+    return int(name[len("pid-") : -len(".json")])
 
 
 # ---------------------------------------------------------------------------
@@ -407,6 +515,8 @@ def read_tunnels() -> tuple[dict[int, TunnelRecord], list[Skipped]]:
     found: dict[int, TunnelRecord] = {}
     skipped: list[Skipped] = []
     for path in sorted((ensure_home() / "tunnels").glob("pid-*.json")):
+        if not RECORD_NAME.match(path.name):
+            continue
         try:
             record = decode(TunnelRecord, read_trusted_json(path), str(path))
             found[record.board_pid] = record
@@ -416,12 +526,13 @@ def read_tunnels() -> tuple[dict[int, TunnelRecord], list[Skipped]]:
 
 
 def remove_tunnel(info: TunnelRecord) -> None:
-    with contextlib.suppress(OSError):
-        if info.path:
-            os.unlink(info.path)
-    with contextlib.suppress(OSError):
-        if info.secret_file and Path(info.secret_file).parent == ensure_home() / "secrets":
-            os.unlink(info.secret_file)
+    """Delete a tunnel's record and its secret file (only a secret nbboard named, in its secrets directory)."""
+    remove(info)
+    secret = Path(info.secret_file) if info.secret_file else None
+    if secret is not None and SECRET_NAME.match(secret.name) and secret.parent == config.home() / "secrets":
+        with contextlib.suppress(OSError):
+            if not secret.is_symlink():
+                secret.unlink()
 
 
 # ---------------------------------------------------------------------------
@@ -451,13 +562,17 @@ def read_standbys() -> tuple[list[StandbyRecord], list[Skipped]]:
 
 
 def remove_standby(record: StandbyRecord) -> None:
-    """Delete a standby's record and its key file (only a key file in nbboard's secrets directory)."""
-    with contextlib.suppress(OSError):
-        if record.path:
-            os.unlink(record.path)
-    with contextlib.suppress(OSError):
-        if record.secret_file and Path(record.secret_file).parent == ensure_home() / "secrets":
-            os.unlink(record.secret_file)
+    """Delete a standby's record and its key file (only files of the names nbboard gives them, in its directories)."""
+    path = Path(record.path) if record.path else None
+    if path is not None and RECORD_NAME.match(path.name) and path.parent == config.home() / "standby":
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                path.unlink()
+    key = Path(record.secret_file) if record.secret_file else None
+    if key is not None and STANDBY_KEY_NAME.match(key.name) and key.parent == config.home() / "secrets":
+        with contextlib.suppress(OSError):
+            if not key.is_symlink():
+                key.unlink()
 
 
 # ---------------------------------------------------------------------------
@@ -520,18 +635,82 @@ def _from_tensorboard_info(data: dict[str, Any], path: str) -> BoardRecord:
 
 @contextlib.contextmanager
 def lock(name: str, timeout: float) -> Iterator[None]:
-    """A cross-process lock, so concurrent starts of one board launch it once."""
+    """A cross-process lock, so concurrent starts of one board launch it once.
+
+    Lock files are removed when nobody holds them (:func:`remove_idle_locks`),
+    so a lock won on a file that was unlinked meanwhile guards nothing: such a
+    win is dropped and the lock taken again on the file the name now holds.
+    """
     import filelock  # cross-platform (fcntl / msvcrt); imported late to keep %load_ext cheap
 
     path = locks_dir() / f"{name}.lock"
+    deadline = time.monotonic() + timeout
+    held = filelock.FileLock(str(path), timeout=timeout, mode=0o600)
     try:
-        with filelock.FileLock(str(path), timeout=timeout, mode=0o600):
-            yield
+        while True:
+            held.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            if _lock_names_file(held, path):
+                break
+            held.release()
     except filelock.Timeout:
         raise RegistryError(
-            f"another nbboard has held the start lock {path} for {timeout:g} s",
+            f"another nbboard has held the start lock {shown(path)} for {timeout:g} s",
             "wait for the other start to finish, or run: nbboard kill",
         ) from None
+    except OSError as e:
+        raise RegistryError(
+            f"cannot take the start lock {shown(path)}: {e.strerror or e}",
+            f"remove it (rm {shown(path)}); nbboard recreates it",
+        ) from None
+    try:
+        yield
+    finally:
+        held.release()
+
+
+def _lock_names_file(held: Any, path: Path) -> bool:
+    """True if the file ``held`` locked is still the one at ``path`` (not unlinked or replaced)."""
+    fd = getattr(getattr(held, "_context", None), "lock_file_fd", None)
+    if not isinstance(fd, int):
+        return True  # a filelock that does not say (Windows deletes its lock files itself)
+    try:
+        mine, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return mine.st_nlink > 0 and (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
+
+
+def remove_idle_locks() -> int:
+    """Delete lock files nobody holds; returns how many.
+
+    Each is taken first (without waiting) and unlinked while held, so a lock
+    another process holds is never removed, and a starter that opened the
+    file just before it went takes the lock again (see :func:`lock`).
+    """
+    import filelock
+
+    removed = 0
+    try:
+        entries = list(os.scandir(locks_dir()))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not LOCK_NAME.match(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        idle = filelock.FileLock(entry.path, mode=0o600)
+        try:
+            idle.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            continue
+        try:
+            if _lock_names_file(idle, Path(entry.path)):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # Windows cannot unlink a file it has open: filelock removes it on release there
+        finally:
+            idle.release()
+    return removed
 
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class BoardWidget(anywidget.AnyWidget):
     _esm = _static("board.js")
     _css = _static("board.css")
 
-    status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale
+    status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale | choose
     port = traitlets.Int(0).tag(sync=True)
     pid = traitlets.Int(0).tag(sync=True)
     logdir = traitlets.Unicode("").tag(sync=True)
@@ -48,7 +48,11 @@ class BoardWidget(anywidget.AnyWidget):
     host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
     kernel_user = traitlets.Unicode("").tag(sync=True)
     kernel_host = traitlets.Unicode("").tag(sync=True)
-    remote_hint = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
+    remote_hint = traitlets.Unicode("").tag(sync=True)
+    # Logdirs found when none was given (status "choose"): [{"path", "label", "detail"}], newest first;
+    # the front end sets ``chosen`` to the path of the one the user picks.
+    candidates = traitlets.List(traitlets.Dict()).tag(sync=True)
+    chosen = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
 
     def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
@@ -93,10 +97,18 @@ class BoardWidget(anywidget.AnyWidget):
             )
         return f"<div class='nbboard-fallback'>TensorBoard: {html.escape(self.status)} {html.escape(self.error or self.note)}</div>"
 
+    def bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, metadata) to publish raw: the same on ipywidgets 7 and 8 (see ``embed.Board._refresh``)."""
+        return self._repr_mimebundle_()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
         data = dict(data or {})
         data["text/html"] = self.fallback_html()
-        data["text/plain"] = f"TensorBoard {self.status} on port {self.port}: {self._url}"
+        if self.status == "running":
+            data["text/plain"] = f"TensorBoard running on port {self.port}: {self._url}"
+        else:  # no port yet while starting ("port 0" read as a bug), none that matters once it failed
+            detail = self.error or self.note
+            data["text/plain"] = f"TensorBoard {self.status} for {self.logdir}" + (f": {detail}" if detail else "")
         return data, meta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ from jupyter_client.manager import KernelManager
 
 
 class Kernel:
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        """``env``: variables for this kernel only, over this process's environment."""
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(cwd), env=os.environ.copy())
+        self.km.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
         self._connect()
 
     def _connect(self) -> None:
@@ -21,9 +23,16 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 120) -> list[dict[str, Any]]:
-        """Execute ``code``; returns its iopub outputs (streams, display data, errors)."""
-        msg_id = self.kc.execute(code)
+    def run(
+        self, code: str, timeout: float = 120, on_output: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Execute ``code``; returns its iopub outputs (streams, display data, errors), each also handed to
+        ``on_output`` as it arrives."""
+        return self._outputs(self.kc.execute(code), code, timeout, on_output)
+
+    def _outputs(
+        self, msg_id: str, code: str, timeout: float, on_output: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
         outputs: list[dict[str, Any]] = []
         while True:
             try:
@@ -45,6 +54,21 @@ class Kernel:
                 "comm_msg",
             ):
                 outputs.append({"type": kind, **msg["content"]})
+                if on_output is not None:
+                    on_output(outputs[-1])
+
+    def execute(self, code: str, timeout: float = 120) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run ``code``; returns its execute_reply content and its outputs.
+
+        The reply's ``status`` ("ok" or "error", with ``ename``) is what marks a notebook cell failed:
+        nbclient raises on it and "Run all" stops there.
+        """
+        msg_id = self.kc.execute(code)
+        outputs = self._outputs(msg_id, code, timeout)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], outputs
 
     def text(self, code: str) -> str:
         outs = self.run(code)

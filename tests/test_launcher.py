@@ -73,13 +73,15 @@ def test_tensorboard_not_installed(isolated: Path, demo_logs: Path, monkeypatch:
         (["start", "--logdir", "x", "--", "--port", "1"], 2, "--port is an nbboard option"),
         (["start", "--logdir", "x", "--", "stray"], 2, "unexpected argument 'stray'"),
         (["kill", "--pid", "abc"], 2, "argument --pid: invalid value 'abc'"),
-        (["list", "--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["list", "--bogus"], 2, "unknown option '--bogus'"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
         (["list", "--", "--x"], 2, "does not start"),
     ],
 )
 def test_bad_input_is_one_clear_message(isolated: Path, args: list[str], code: int, message: str) -> None:
-    result = nbboard_cli(*args)
+    empty = isolated / "empty-cwd"  # `start` with no logdir looks for event files here, and finds none
+    empty.mkdir()
+    result = nbboard_cli(*args, cwd=empty)
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -26,7 +26,9 @@ def test_start_serves_the_logdir_on_loopback_and_records_it_privately(isolated: 
     assert inst.reused is False
     assert inst.status == "running"
     assert sorted(_runs(inst)) == ["eval", "train"]
-    listening = {c.laddr.ip for c in psutil.Process(inst.pid).net_connections() if c.status == psutil.CONN_LISTEN}
+    proc = psutil.Process(inst.pid)
+    conns = proc.net_connections() if hasattr(proc, "net_connections") else proc.connections()  # psutil < 6 (Colab)
+    listening = {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
     assert listening == {"127.0.0.1"}
     home = Path(os.environ["NBBOARD_HOME"])
     record = home / "boards" / f"pid-{inst.pid}.json"

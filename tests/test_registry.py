@@ -117,7 +117,8 @@ def test_unusable_registry_is_a_clear_error_and_nothing_runs(
     monkeypatch.setenv("NBBOARD_HOME", str(not_a_dir))
     result = nbboard_cli("start", "--logdir", str(demo_logs))
     assert result.returncode == 1
-    assert "cannot use nbboard's registry directory" in result.stderr and "NBBOARD_HOME" in result.stderr
+    assert f"nbboard's registry directory {not_a_dir} is not a directory" in result.stderr
+    assert "NBBOARD_HOME" in result.stderr
     assert "Traceback" not in result.stderr
     assert tensorboards_serving(demo_logs) == []
 

@@ -35,6 +35,7 @@ def test_records_pointing_at_unrelated_processes_are_never_signalled(
     isolated: Path, bystanders: list[subprocess.Popen[bytes]]
 ) -> None:
     planted = 0
+    selectors: list[list[str]] = [[], ["--pid", ""], ["--port", "1"]]
     for proc in bystanders:
         ps = psutil.Process(proc.pid)
         cases = [
@@ -45,23 +46,27 @@ def test_records_pointing_at_unrelated_processes_are_never_signalled(
             ),  # same time, other command
             (ps.create_time() + 5, [sys.executable, "-m", "tensorboard.main"]),
         ]
-        for i, (created, argv) in enumerate(cases):
-            registry.write_private(
-                registry.boards_dir() / f"pid-{proc.pid}-{i}.json",
-                json.dumps(
-                    {
-                        "schema": 1,
-                        "pid": proc.pid,
-                        "create_time": created,
-                        "port": 1,
-                        "logdir": "/x",
-                        "cache_key": "k",
-                        "argv": argv,
-                        "start_time": int(time.time()),
-                    }
-                ),
-            )
-            planted += 1
+        # Every lying record under every selector (records are named by pid: one at a time).
+        for created, argv in cases:
+            for selector in selectors:
+                registry.write_private(
+                    registry.record_path(proc.pid),
+                    json.dumps(
+                        {
+                            "schema": 1,
+                            "pid": proc.pid,
+                            "create_time": created,
+                            "port": 1,
+                            "logdir": "/x",
+                            "cache_key": "k",
+                            "argv": argv,
+                            "start_time": int(time.time()),
+                        }
+                    ),
+                )
+                planted += 1
+                cli.main(["kill", *(str(proc.pid) if part == "" else part for part in selector)])
+                assert not registry.record_path(proc.pid).exists()  # the lying record is gone
         # And in %tensorboard's registry: a lookalike started long before the record says.
         info_dir = registry.tensorboard_info_dir()
         info_dir.mkdir(exist_ok=True)
@@ -80,15 +85,15 @@ def test_records_pointing_at_unrelated_processes_are_never_signalled(
             )
         )
         planted += 1
-    for selector in ([], ["--pid", str(bystanders[0].pid)], ["--port", "1"]):
-        cli.main(["kill", *selector])
+        for selector in selectors:
+            cli.main(["kill", *(str(proc.pid) if part == "" else part for part in selector)])
     signalled = sum(1 for p in bystanders if p.poll() is not None)
     record(
         f"pid reuse: {planted} records naming live unrelated processes (incl. a `tensorboard` lookalike), killed by every selector",
         f"{signalled} processes signalled",
     )
     assert signalled == 0
-    assert list(registry.boards_dir().glob("*.json")) == []  # the lying records are gone
+    assert list(registry.boards_dir().glob("*.json")) == []
 
 
 def test_a_thousand_junk_files(
