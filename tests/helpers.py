@@ -24,16 +24,26 @@ STANDBY = "nbboard.standby"
 
 
 def tensorboards_under(root: Path) -> list[psutil.Process]:
-    """Every TensorBoard whose command line names a path under ``root``, and every standby started for a
-    registry or temp dir under ``root`` (a standby's command line names no path: its environment does)."""
+    """Every TensorBoard whose command line names a path under ``root``, and every standby of a registry or
+    temp dir under ``root`` that became a board serving a path under ``root`` (a standby's command line names no
+    path). A standby still waiting serves nothing and is not a TensorBoard: see :func:`standbys_under`."""
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if ("tensorboard" in cmd or SERVE in cmd) and str(root) in cmd:
             found.append(p)
-        elif STANDBY in cmd and _environment_under(p, root):
+        elif STANDBY in cmd and _environment_under(p, root) and _served_by(p).startswith(str(root)):
             found.append(p)
     return found
+
+
+def standbys_under(root: Path) -> list[psutil.Process]:
+    """Every standby process (waiting or turned board) started for a registry or temp dir under ``root``."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if STANDBY in " ".join(p.info["cmdline"] or []) and _environment_under(p, root)
+    ]
 
 
 def _environment_under(proc: psutil.Process, root: Path) -> bool:
