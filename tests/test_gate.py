@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,76 +16,25 @@ import nbboard
 from nbboard.tunnels import gate as gate_mod
 from nbboard.tunnels.gate import COOKIE, Gate
 from nbboard.tunnels.secrets import new_secret
-
-SECRET = new_secret()
-
-
-class GateThread:
-    """A Gate on its own event loop in a thread, as the helper runs it. ``errors`` collects anything the
-    loop reports unhandled: a gate that "survives" by losing tasks to exceptions would show up there."""
-
-    def __init__(self, upstream_port: int, secret: str | None = SECRET, **options: object) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.errors: list[dict] = []
-        self.loop.set_exception_handler(lambda _loop, context: self.errors.append(context))
-        self.gate = Gate(upstream_port, secret, **options)  # type: ignore[arg-type]
-        self.requests = 0
-        self.gate.on_request = self._count
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.gate.start())
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-        self.url = f"http://127.0.0.1:{self.gate.port}"
-
-    def _count(self) -> None:
-        self.requests += 1
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.gate.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-class Echo(BaseHTTPRequestHandler):
-    """Upstream stand-in that reports what reached it (TensorBoard cannot show us its request headers)."""
-
-    protocol_version = "HTTP/1.1"
-    seen: list[dict] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        record = {"path": self.path, "headers": dict(self.headers), "body": body.decode()}
-        Echo.seen.append(record)
-        data = json.dumps(record).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer
+from tests.gates import (
+    BEARER,
+    SECRET,
+    Echo,
+    GateThread,
+    connect,
+    echo_server,
+    raw,
+    read_body,
+    read_head,
+    same_origin,
+    until_closed,
+)
 
 
 @pytest.fixture
 def echo() -> Iterator[int]:
-    Echo.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with echo_server() as port:
+        yield port
 
 
 @pytest.fixture
@@ -103,18 +50,6 @@ def tb_gate(isolated: Path, demo_logs: Path) -> Iterator[GateThread]:
     g = GateThread(board.port)
     yield g
     g.close()
-
-
-def _raw(port: int, data: bytes, timeout: float = 10) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        try:
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        except TimeoutError:
-            pass
-        return b"".join(chunks)
 
 
 def test_token_then_cookie_then_tensorboard_data(tb_gate: GateThread) -> None:
@@ -199,7 +134,7 @@ def test_nothing_is_forwarded_without_the_secret(echo_gate: GateThread, how: str
     ],
 )
 def test_odd_request_targets_are_refused_even_with_the_secret(echo_gate: GateThread, request_line: bytes) -> None:
-    reply = _raw(
+    reply = raw(
         echo_gate.gate.port, request_line + b"\r\nHost: x\r\nAuthorization: Bearer " + SECRET.encode() + b"\r\n\r\n"
     )
     assert reply.startswith(b"HTTP/1.1 400")
@@ -208,7 +143,7 @@ def test_odd_request_targets_are_refused_even_with_the_secret(echo_gate: GateThr
 
 def test_path_tricks_do_not_bypass_the_gate(echo_gate: GateThread) -> None:
     for path in ("/..", "/../data/runs", "/%2e%2e/data", "/data%2Fruns", "/.%2F..%2F", f"/?x=1&{gate_mod.TOKEN_PARAM}"):
-        reply = _raw(echo_gate.gate.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        reply = raw(echo_gate.gate.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         assert reply.split(b" ")[1] in (b"401", b"403", b"400"), (path, reply[:80])
     assert Echo.seen == []
     # With the secret, odd paths reach TensorBoard unchanged (it serves only its own routes).
@@ -222,20 +157,20 @@ def test_smuggling_and_huge_headers(echo_gate: GateThread) -> None:
         + SECRET.encode()
         + b"\r\n\r\n0\r\n\r\n"
     )
-    assert _raw(echo_gate.gate.port, both).startswith(b"HTTP/1.1 400")
+    assert raw(echo_gate.gate.port, both).startswith(b"HTTP/1.1 400")
     huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (gate_mod.MAX_HEAD + 10) + b"\r\n\r\n"
-    assert _raw(echo_gate.gate.port, huge).startswith(b"HTTP/1.1 431")
+    assert raw(echo_gate.gate.port, huge).startswith(b"HTTP/1.1 431")
     assert Echo.seen == []
 
 
 def test_a_refusal_closes_the_connection_and_nothing_after_it_is_read(echo_gate: GateThread) -> None:
     """A refused request ends its connection: whatever follows on it (a body, a pipelined request with the
     secret) is never parsed, so no refused visitor can hold the connection or steer what comes next."""
-    raw = (
+    pipelined = (
         b"POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
         + b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " + SECRET.encode() + b"\r\n\r\n"
     )  # fmt: skip
-    reply = _raw(echo_gate.gate.port, raw)
+    reply = raw(echo_gate.gate.port, pipelined)
     assert reply.count(b"HTTP/1.1 401") == 1 and b"Connection: close" in reply and b"HTTP/1.1 200" not in reply
     assert Echo.seen == []
     assert echo_gate.requests == 1
@@ -277,67 +212,6 @@ def test_weak_secrets_are_refused() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Helpers for conversations on one raw connection
-
-
-def _connect(gate: GateThread, timeout: float = 10) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", gate.gate.port), timeout=timeout)
-
-
-def _read_head(s: socket.socket, buf: bytearray) -> tuple[int, dict[str, str]]:
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, f"connection closed before a full response head: {bytes(buf)[:200]!r}"
-        buf += chunk
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    buf[:] = rest
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = headers.get(k.strip().lower(), "") + v.strip()
-    return int(lines[0].split(" ")[1]), headers
-
-
-def _read_body(s: socket.socket, buf: bytearray, headers: dict[str, str]) -> bytes:
-    def need(n: int) -> None:
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            assert chunk, "connection closed inside a body"
-            buf.extend(chunk)
-
-    if "content-length" in headers:
-        n = int(headers["content-length"])
-        need(n)
-        body = bytes(buf[:n])
-        del buf[:n]
-        return body
-    assert headers.get("transfer-encoding") == "chunked", headers
-    out = b""
-    while True:
-        while b"\r\n" not in buf:
-            need(len(buf) + 1)
-        line, _, _ = bytes(buf).partition(b"\r\n")
-        del buf[: len(line) + 2]
-        size = int(line, 16)
-        need(size + 2)
-        out += bytes(buf[:size])
-        del buf[: size + 2]
-        if size == 0:
-            return out
-
-
-def _until_closed(s: socket.socket) -> bytes:
-    out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-    return out
-
-
-BEARER = b"Authorization: Bearer " + SECRET.encode() + b"\r\n"
-
-
-# ---------------------------------------------------------------------------
 # Issue 10, item 1: tokenless visitors cannot hold connections
 
 
@@ -350,10 +224,10 @@ def test_tokenless_request_with_a_stalled_body_is_answered_at_once_and_closed(
 ) -> None:
     """The body is announced and never sent. The gate answers on the head alone, reads none of the body,
     and closes: the visitor holds nothing (today's main waits for the body forever)."""
-    with _connect(echo_gate) as s:
+    with connect(echo_gate) as s:
         t0 = time.monotonic()
         s.sendall(b"POST /data/plugin/scalars/scalars HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
-        reply = _until_closed(s)
+        reply = until_closed(s)
         took = time.monotonic() - t0
     assert reply.startswith(b"HTTP/1.1 401") and b"Connection: close" in reply
     assert took < gate_mod.LINGER + 2, f"closed after {took:.1f} s"
@@ -361,9 +235,9 @@ def test_tokenless_request_with_a_stalled_body_is_answered_at_once_and_closed(
 
 
 def test_tokenless_expect_continue_gets_no_100(echo_gate: GateThread) -> None:
-    with _connect(echo_gate) as s:
+    with connect(echo_gate) as s:
         s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-        reply = _until_closed(s)
+        reply = until_closed(s)
     assert reply.startswith(b"HTTP/1.1 401") and b" 100 " not in reply
 
 
@@ -373,7 +247,7 @@ def test_pending_connections_are_capped_and_the_owner_still_gets_in(echo_gate: G
     held = []
     try:
         for _ in range(300):
-            s = _connect(echo_gate)
+            s = connect(echo_gate)
             s.sendall(b"GET /data/runs HTTP/1.1\r\nHost: x\r\n")  # never finished
             held.append(s)
         time.sleep(0.3)
@@ -404,19 +278,19 @@ def test_pending_connections_are_capped_and_the_owner_still_gets_in(echo_gate: G
 
 
 def test_expect_100_continue_then_the_real_answer_then_the_next_request(echo_gate: GateThread) -> None:
-    with _connect(echo_gate) as s:
+    with connect(echo_gate) as s:
         buf = bytearray()
         s.sendall(
             b"POST /upload HTTP/1.1\r\nHost: x\r\n" + BEARER + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
-        status, _ = _read_head(s, buf)
+        status, _ = read_head(s, buf)
         assert status == 100  # the visitor may now send the body
         s.sendall(b"hello")
-        status, headers = _read_head(s, buf)
-        assert status == 200 and json.loads(_read_body(s, buf, headers))["body"] == "hello"
+        status, headers = read_head(s, buf)
+        assert status == 200 and json.loads(read_body(s, buf, headers))["body"] == "hello"
         s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
-        status, headers = _read_head(s, buf)
-        assert status == 200 and json.loads(_read_body(s, buf, headers))["path"] == "/next"
+        status, headers = read_head(s, buf)
+        assert status == 200 and json.loads(read_body(s, buf, headers))["path"] == "/next"
     assert [r["path"] for r in Echo.seen] == ["/upload", "/next"]
     assert all("Expect" not in r["headers"] for r in Echo.seen)
 
@@ -459,18 +333,18 @@ def test_interim_answers_pass_through_before_the_real_one() -> None:
     upstream = Interim()
     g = GateThread(upstream.port)
     try:
-        with _connect(g) as s:
+        with connect(g) as s:
             buf = bytearray()
             for path in (b"/first", b"/second"):
                 s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
                 statuses = []
                 while True:
-                    status, headers = _read_head(s, buf)
+                    status, headers = read_head(s, buf)
                     statuses.append(status)
                     if status >= 200:
                         break
                 assert statuses == [103, 100, 200]
-                assert _read_body(s, buf, headers) == path  # not a stale answer from the request before
+                assert read_body(s, buf, headers) == path  # not a stale answer from the request before
     finally:
         g.close()
         upstream.close()
@@ -499,7 +373,7 @@ def test_interim_answers_pass_through_before_the_real_one() -> None:
 )
 def test_malformed_chunked_bodies_get_a_400(echo_gate: GateThread, body: bytes) -> None:
     head = b"POST /x HTTP/1.1\r\nHost: x\r\n" + BEARER + b"Transfer-Encoding: chunked\r\n\r\n"
-    reply = _raw(echo_gate.gate.port, head + body)
+    reply = raw(echo_gate.gate.port, head + body)
     assert reply.startswith(b"HTTP/1.1 400") or (body.startswith(b"5\r\nhe\n") and reply.startswith(b"HTTP/1.1 200"))
     if reply.startswith(b"HTTP/1.1 400"):
         assert Echo.seen == []
@@ -509,7 +383,7 @@ def test_malformed_chunked_bodies_get_a_400(echo_gate: GateThread, body: bytes) 
 
 def test_chunked_bodies_reach_tensorboard_with_a_length(echo_gate: GateThread) -> None:
     head = b"POST /x HTTP/1.1\r\nHost: x\r\n" + BEARER + b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
-    reply = _raw(echo_gate.gate.port, head + b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n")
+    reply = raw(echo_gate.gate.port, head + b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200")
     (seen,) = Echo.seen
     assert seen["body"] == "hello world" and seen["headers"]["Content-Length"] == "11"
@@ -518,14 +392,6 @@ def test_chunked_bodies_reach_tensorboard_with_a_length(echo_gate: GateThread) -
 
 # ---------------------------------------------------------------------------
 # Item 4: the login redirect stays on this origin
-
-
-def _same_origin(location: str) -> bool:
-    import urllib.parse
-
-    printable = all(0x21 <= ord(c) <= 0x7E for c in location)
-    joined = urllib.parse.urlsplit(urllib.parse.urljoin("https://tunnel.example/a/b", location))
-    return printable and location[:1] == "/" and location[1:2] not in ("/", "\\") and joined.netloc == "tunnel.example"
 
 
 @pytest.mark.parametrize(
@@ -549,12 +415,12 @@ def _same_origin(location: str) -> bool:
     ],
 )
 def test_login_redirect_stays_on_this_origin(echo_gate: GateThread, target: str) -> None:
-    raw = f"GET {target}?{gate_mod.TOKEN_PARAM}={SECRET}&next=%0D%0ALocation:%20https://evil.example HTTP/1.1\r\n"
-    reply = _raw(echo_gate.gate.port, raw.encode() + b"Host: x\r\nConnection: close\r\n\r\n")
+    line = f"GET {target}?{gate_mod.TOKEN_PARAM}={SECRET}&next=%0D%0ALocation:%20https://evil.example HTTP/1.1\r\n"
+    reply = raw(echo_gate.gate.port, line.encode() + b"Host: x\r\nConnection: close\r\n\r\n")
     head = reply.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
     assert head[0] == "HTTP/1.1 302 Found", head
     locations = [line[len("Location: ") :] for line in head if line.lower().startswith("location:")]
-    assert len(locations) == 1 and _same_origin(locations[0]), locations
+    assert len(locations) == 1 and same_origin(locations[0]), locations
     assert [line for line in head if line.lower().startswith("set-cookie:")] == [
         line for line in head if line.startswith(f"Set-Cookie: {COOKIE}=")
     ]
@@ -576,7 +442,7 @@ def test_login_redirect_stays_on_this_origin(echo_gate: GateThread, target: str)
 )
 def test_raw_control_bytes_in_the_target_are_refused(echo_gate: GateThread, request_line: bytes) -> None:
     """CR, LF, TAB, NUL or non-ASCII bytes in a request target: 400, never a Location built from them."""
-    reply = _raw(echo_gate.gate.port, request_line % SECRET.encode() + b"\r\nHost: x\r\n\r\n")
+    reply = raw(echo_gate.gate.port, request_line % SECRET.encode() + b"\r\nHost: x\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 400") and b"Location" not in reply and b"pwn" not in reply
 
 
