@@ -215,22 +215,28 @@ class LocalTunnelClient:
         finally:
             self._reregistering = False
         self._refused = 0
-        if fresh.url != self.assignment.url:
-            log.warning("the server gave a new public URL on re-registration")
+        if fresh.id != self.assignment.id:
+            # The server still knows our id (it gives a fresh one only then): the trouble was elsewhere.
+            # Switching would silently move the tunnel away from the link its owner holds.
+            log.warning("the server still knows tunnel %s; keeping its URL", self.assignment.id)
+            return
         self.assignment = fresh
 
-    async def confirmed(self) -> bool | None:
-        """Does the server see our connections? None when it has no status API to ask."""
+    async def confirmed(self, timeout: float = 5.0) -> bool | None:
+        """Does the server see our connections? False while it does not (it may have forgotten the tunnel:
+        the slots then ask again); None when it cannot tell us (no status API, or no answer in ``timeout``)."""
         import requests
 
         base = self.server.rstrip("/")
 
         def ask() -> bool | None:
             try:
-                if "tunnels" not in requests.get(f"{base}/api/status", timeout=2).json():
+                if "tunnels" not in requests.get(f"{base}/api/status", timeout=timeout).json():
                     return None
-                resp = requests.get(f"{base}/api/tunnels/{self.assignment.id}/status", timeout=2)
-                return resp.ok and int(resp.json().get("connected_sockets", 0)) > 0
+                resp = requests.get(f"{base}/api/tunnels/{self.assignment.id}/status", timeout=timeout)
+                if resp.status_code == 404:
+                    return False  # the server does not know the tunnel (any more)
+                return int(resp.json().get("connected_sockets", 0)) > 0
             except (requests.RequestException, ValueError, TypeError, AttributeError):
                 return None
 
@@ -270,7 +276,7 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
             f"the tunnel port {a.remote_host}:{a.remote_port} that the localtunnel server {server} assigned",
             "no connection in time (a firewall may let the web through but block other ports)",
         ) from None
-    while (seen := await client.confirmed()) is False:
+    while (seen := await client.confirmed(max(0.5, min(5.0, providers.left(settings.deadline))))) is False:
         if providers.left(settings.deadline) <= 0:
             await close()
             raise TunnelError(f"the localtunnel server {server} never saw this tunnel's connections", "try again")

@@ -21,7 +21,8 @@ from . import providers
 
 TOKEN_HELP = (
     "get a token at https://dashboard.ngrok.com/get-started/your-authtoken, then either\n"
-    "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken -   (reads it from stdin, saves it 0600)\n"
+    "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken   (asks for it and saves it 0600;\n"
+    "    --authtoken - reads it from stdin, --authtoken-file PATH from a file)\n"
     "    or, on Colab, add NGROK_AUTHTOKEN to the notebook's secrets (the key icon)\n"
     "  or use --provider localtunnel, which needs no account"
 )
