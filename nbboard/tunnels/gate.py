@@ -221,7 +221,9 @@ class Gate:
         self.auth.public_url = url
 
     async def start(self, port: int = 0) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port, limit=MAX_HEAD)
+        # backlog: asyncio accepts up to this many connections per loop turn before any is admitted (and
+        # the oldest pushed out), so it bounds the transient overshoot of descriptors beyond MAX_PENDING.
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port, limit=MAX_HEAD, backlog=MAX_PENDING)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 
@@ -317,8 +319,8 @@ class Gate:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, body: str, **kwargs: object
     ) -> None:
         """Answer and close. Unread bytes are drained for at most LINGER s first, so that closing with data
-        still unread (which sends a reset) cannot destroy the answer before the visitor reads it."""
-        self._pending.pop(id(writer), None)
+        still unread (which sends a reset) cannot destroy the answer before the visitor reads it. A refused
+        connection stays among the pending ones meanwhile, so the cap bounds lingering ones too."""
         await _respond(writer, status, body, close=True, **kwargs)  # type: ignore[arg-type]
         with contextlib.suppress(OSError, RuntimeError, AttributeError):
             if writer.can_write_eof():

@@ -110,32 +110,49 @@ class LocalTunnelClient:
     Each connection carries one local connection to the gate. When the gate
     closes its side (after refusing a visitor, say), the server connection is
     closed too and a fresh one is opened: the server would otherwise keep the
-    socket reserved for that visitor's unfinished request, and a dozen
-    stalled visitors would hold every socket the owner needs.
+    socket reserved for that visitor's unfinished request.
+
+    The server also reserves a socket for a request whose body has not begun
+    (it forwards nothing until the body starts), so a visitor that announces a
+    body and never sends it holds a socket the gate never hears of. Ten of them
+    would hold them all. So when the whole tunnel has been silent for
+    ``QUIET`` s, the client replaces every waiting connection but the newest
+    (see :meth:`_recycle`), which frees the sockets such visitors hold.
     """
 
     #: Consecutive refused or timed-out connections (all slots together) before asking the server again.
     REREGISTER_AFTER = 3
+    #: Silence before waiting connections are replaced, and the longest interval between such rounds.
+    QUIET = 2.0
+    FAST_ROUNDS = 5
+    QUIET_MAX = 64.0
 
     def __init__(self, server: str, local_port: int, assignment: Assignment) -> None:
         self.server = server
         self.local_port = local_port
         self.assignment = assignment
         self.reconnects = 0
+        self.recycled = 0
         #: Set once a connection to the server's tunnel port has been made.
         self.connected = asyncio.Event()
         self._refused = 0
         self._reregistering = False
         self._stopping = asyncio.Event()
+        #: Connections waiting for the server's next request: writer -> when it connected (loop time).
+        self._waiting: dict[asyncio.StreamWriter, float] = {}
+        self._recycling: set[asyncio.StreamWriter] = set()
+        self._last_request = 0.0
 
     async def run(self) -> None:
-        slots = [asyncio.create_task(self._slot()) for _ in range(self.assignment.max_conn)]
+        self._last_request = asyncio.get_running_loop().time()
+        tasks = [asyncio.create_task(self._slot()) for _ in range(self.assignment.max_conn)]
+        tasks.append(asyncio.create_task(self._recycle()))
         try:
             await self._stopping.wait()
         finally:
-            for t in slots:
+            for t in tasks:
                 t.cancel()
-            for t in slots:
+            for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
 
@@ -157,9 +174,10 @@ class LocalTunnelClient:
                 continue
             self._refused = 0
             self.connected.set()
-            if await self._serve(remote_r, remote_w):
+            outcome = await self._serve(remote_r, remote_w)
+            if outcome == "served":
                 delay = 0.05
-            else:  # closed or reset before carrying anything: do not spin
+            elif outcome == "dropped":  # closed or reset before carrying anything: do not spin
                 await self._backoff(a, delay)
                 delay = min(delay * 2, 1.0)
             self.reconnects += 1
@@ -171,21 +189,27 @@ class LocalTunnelClient:
         while asyncio.get_running_loop().time() < end and self.assignment is seen and not self._stopping.is_set():
             await asyncio.sleep(0.02)
 
-    async def _serve(self, remote_r: asyncio.StreamReader, remote_w: asyncio.StreamWriter) -> bool:
-        """Pipe one server connection to one local connection; True if it carried a request.
+    async def _serve(self, remote_r: asyncio.StreamReader, remote_w: asyncio.StreamWriter) -> str:
+        """Pipe one server connection to one local connection: "served" if it carried a request,
+        "recycled" if :meth:`_recycle` replaced it while it waited, "dropped" if the server closed it first.
 
         A reset from either side ends it like a close: the slot reconnects.
         """
         local_w: asyncio.StreamWriter | None = None
+        self._waiting[remote_w] = asyncio.get_running_loop().time()
         try:
             # Wait for the server to send a request before dialling the local service.
-            first = await remote_r.read(65536)
+            try:
+                first = await remote_r.read(65536)
+            finally:
+                self._waiting.pop(remote_w, None)
             if not first:
-                return False
+                return "recycled" if remote_w in self._recycling else "dropped"
+            self._last_request = asyncio.get_running_loop().time()
             try:
                 local_r, local_w = await asyncio.open_connection("127.0.0.1", self.local_port)
             except OSError:
-                return True
+                return "served"
             local_w.write(first)
             up = asyncio.create_task(_pipe(remote_r, local_w))
             down = asyncio.create_task(_pipe(local_r, remote_w))
@@ -194,15 +218,44 @@ class LocalTunnelClient:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            return True
+            return "served"
         except (ConnectionError, OSError):
-            return False
+            return "recycled" if remote_w in self._recycling else "dropped"
         finally:
+            self._recycling.discard(remote_w)
             if local_w is not None:
                 local_w.close()
             with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
                 await asyncio.wait_for(remote_w.drain(), 5)
             remote_w.close()
+
+    async def _recycle(self) -> None:
+        """While the tunnel is silent, replace the connections that wait for the server (all but the newest).
+
+        Any of them may be held by a visitor whose request never started its body; closing it makes the
+        server drop that request and hand the fresh connection to the next one in its queue. The newest
+        stays, so the server never sees the tunnel without connections (it would forget it within a second).
+        Rounds come every QUIET s for the first FAST_ROUNDS of a silence, then twice as far apart each time
+        (up to QUIET_MAX), so an idle tunnel costs the server a few reconnections a minute.
+        """
+        loop = asyncio.get_running_loop()
+        silent_rounds = 0
+        last_round = loop.time()
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.1)
+            if self._last_request > last_round:
+                silent_rounds = 0  # traffic since the last round: the next one comes soon again
+            quiet = min(self.QUIET * 2 ** max(0, silent_rounds - self.FAST_ROUNDS), self.QUIET_MAX)
+            now = loop.time()
+            if now - max(self._last_request, last_round) < quiet:
+                continue
+            silent_rounds += 1
+            last_round = now
+            waiting = sorted(self._waiting, key=self._waiting.__getitem__)[:-1]
+            for writer in waiting:
+                self._recycling.add(writer)
+                writer.close()
+            self.recycled += len(waiting)
 
     async def _reregister(self) -> None:
         """The server may have forgotten us: ask for the same id again."""
