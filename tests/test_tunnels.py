@@ -623,3 +623,24 @@ def test_a_provider_that_never_answers_fails_within_the_timeout(isolated: Path, 
     assert "offline" in result.stderr and "HTTPS_PROXY" in result.stderr  # the fix, outside Kaggle
     assert took < 4 + 5, f"took {took:.1f} s with --timeout 4"
     assert _helpers() == []
+
+
+def test_ngrok_without_internet_names_the_cause_within_the_timeout(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in agent (ngrok cannot run here) logs what the real one does with no route to ngrok's
+    servers; the tunnel fails within --timeout with the cause and the Kaggle fix, and no agent is left."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBBOARD_NGROK_PATH", str(FAKE_NGROK))
+    monkeypatch.setenv("FAKE_NGROK_OFFLINE", "1")
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "2fakeTokenForTheStandInAgent_abcdefghijklmnop")
+    monkeypatch.setenv("KAGGLE_URL_BASE", "https://www.kaggle.com")
+    nbboard.start(str(demo_logs))
+    t0 = time.monotonic()
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--provider", "ngrok", "--timeout", "6")
+    took = time.monotonic() - t0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach ngrok's servers" in result.stderr and "no such host" in result.stderr
+    assert "turn Internet on in the notebook's settings" in result.stderr
+    assert took < 6 + 5, f"took {took:.1f} s with --timeout 6"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "fake_ngrok" in " ".join(p.info["cmdline"] or [])]

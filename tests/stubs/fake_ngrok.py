@@ -12,7 +12,9 @@ Like the real agent it would expose captured requests (the secret link and
 cookies) on its unauthenticated local API, so it refuses to run unless
 nbboard turned inspection off: the config file given with ``--config`` must
 set ``agent.inspect_db_size: -1`` (no capture at all), and every endpoint
-must be created with ``inspect: false``.
+must be created with ``inspect: false``. With $FAKE_NGROK_OFFLINE set it
+behaves as the agent does without internet: it logs the failed lookup of
+ngrok's servers again and again and never connects.
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ def main() -> int:
             flush=True,
         )
         return 1
+    if os.environ.get("FAKE_NGROK_OFFLINE"):  # what the real agent logs, again and again, with no internet
+        while True:
+            print(
+                't=2026-01-01T00:00:00+0000 lvl=eror msg="failed to reconnect session" obj=tunnels.session '
+                'err="dial tcp: lookup connect.ngrok-agent.com on 127.0.0.53:53: no such host"',
+                flush=True,
+            )
+            time.sleep(0.5)
     endpoints: dict[str, dict] = {}
 
     class Api(BaseHTTPRequestHandler):
