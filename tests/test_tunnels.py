@@ -350,9 +350,12 @@ def test_ngrok_path_through_a_stand_in_agent(
     for proc in [helper, board, *board.children(recursive=True)]:
         assert "NGROK_AUTHTOKEN" not in proc.environ(), proc.cmdline()
     assert not list((Path(os.environ["NBBOARD_HOME"]) / "secrets").glob("ngrok-*"))  # read once, then deleted
+    (agent_config,) = (Path(os.environ["NBBOARD_HOME"]) / "tunnels").glob("ngrok-agent-*.yml")
+    assert stat.S_IMODE(agent_config.stat().st_mode) == 0o600 and token not in agent_config.read_text()
     nbboard.kill()
     gone, alive = psutil.wait_procs([helper, *agents], timeout=10)
     assert alive == []
+    assert not agent_config.exists()
 
 
 # ---------------------------------------------------------------------------

@@ -88,7 +88,7 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
         raise TunnelError("pyngrok is not installed", "pip install pyngrok, or use --provider localtunnel") from None
     if not settings.token:
         raise TunnelError("no ngrok auth token found", TOKEN_HELP)
-    config_path = Path(settings.state_dir) / f"ngrok-agent-{os.getpid()}.yml"
+    config_path = agent_config_path(Path(settings.state_dir), os.getpid())
     registry.write_private(config_path, AGENT_CONFIG)
     cfg = conf.PyngrokConfig(monitor_thread=False, log_event_callback=None, config_path=str(config_path))
     cfg.auth_token = None  # never on argv: the agent reads NGROK_AUTHTOKEN from its environment
@@ -120,6 +120,11 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
         close_sync()
         raise
     return url, close
+
+
+def agent_config_path(state_dir: Path, helper_pid: int) -> Path:
+    """Where the helper ``helper_pid`` keeps its agent's config (removed with the tunnel)."""
+    return state_dir / f"ngrok-agent-{helper_pid}.yml"
 
 
 def _connect(cfg: object, local_port: int, token: str) -> str:
