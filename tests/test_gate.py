@@ -508,3 +508,31 @@ def test_cookie_is_secure_when_the_public_url_is_https(echo: int) -> None:
         assert "Secure" not in plain and "SameSite=Lax" in plain
     finally:
         g.close()
+
+
+# ---------------------------------------------------------------------------
+# More hostile shapes
+
+
+def test_too_many_header_lines_get_a_431(echo_gate: GateThread) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + BEARER + b"".join(b"X-%d: y\r\n" % i for i in range(150))
+    assert raw(echo_gate.gate.port, head + b"\r\n").startswith(b"HTTP/1.1 431")
+    assert Echo.seen == []
+
+
+def test_an_authorised_body_that_stalls_is_dropped_after_the_body_timeout(
+    echo_gate: GateThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gate_mod, "BODY_TIMEOUT", 0.5)
+    with connect(echo_gate) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\n" + BEARER + b"Content-Length: 100\r\n\r\nonly part")
+        until_closed(s)
+        assert time.monotonic() - t0 < 5
+    assert echo_gate.errors == []
+
+
+def test_a_refusal_to_a_head_request_has_no_body(echo_gate: GateThread) -> None:
+    reply = raw(echo_gate.gate.port, b"HEAD /data/runs HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401") and body == b""
