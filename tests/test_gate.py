@@ -107,7 +107,8 @@ def test_nothing_is_forwarded_without_the_secret(echo_gate: GateThread, how: str
     elif how == "in_path":
         url = echo_gate.url + f"/{SECRET}/data/runs"
     elif how == "wrong_cookie":
-        kwargs["cookies"] = {COOKIE: echo_gate.gate.auth.cookie[:-1] + "0"}
+        right = echo_gate.gate.auth.cookie
+        kwargs["cookies"] = {COOKIE: right[:-1] + ("1" if right.endswith("0") else "0")}  # always one char off
     elif how == "wrong_bearer":
         kwargs["headers"] = {"Authorization": f"Bearer {SECRET[:-1]}"}
     elif how == "basic":

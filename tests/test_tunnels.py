@@ -647,3 +647,27 @@ def test_ngrok_without_internet_names_the_cause_within_the_timeout(
     assert "turn Internet on in the notebook's settings" in result.stderr
     assert took < 6 + 5, f"took {took:.1f} s with --timeout 6"
     assert not [p for p in psutil.process_iter(["cmdline"]) if "fake_ngrok" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_without_pyngrok_ngrok_says_how_to_get_it_and_auto_falls_back(
+    isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyngrok is the `nbboard[ngrok]` extra. Its absence is simulated by blocking its import in the child
+    (sys.modules["pyngrok"] = None: the import fails exactly as when it is not installed); the rest is real."""
+    import subprocess
+    import sys
+
+    board = nbboard.start(str(demo_logs))
+    blocked = "import sys; sys.modules['pyngrok'] = None; from nbboard.cli import main; sys.exit(main(sys.argv[1:]))"
+    explicit = subprocess.run(
+        [sys.executable, "-c", blocked, "tunnel", "--port", str(board.port), "--provider", "ngrok"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "NGROK_AUTHTOKEN": "x" * 30},
+    )  # fmt: skip
+    assert explicit.returncode == 1
+    assert "--provider ngrok needs pyngrok" in explicit.stderr and "pip install 'nbboard[ngrok]'" in explicit.stderr
+    from nbboard.tunnels import manager
+
+    monkeypatch.setitem(sys.modules, "pyngrok", None)
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "x" * 30)
+    chosen, why = manager.choose_provider("auto")
+    assert chosen == "localtunnel" and "pyngrok is not installed" in why

@@ -59,11 +59,21 @@ def choose_provider(provider: str | None) -> tuple[str, str]:
     """(provider, why) — "auto" means ngrok when a token is available, else localtunnel."""
     if provider in (None, "", "auto"):
         token, source = ngrok.find_token()
+        if token and not ngrok.installed():
+            return "localtunnel", (
+                f"using localtunnel: an ngrok auth token was found ({source}) but pyngrok is not installed "
+                "(pip install 'nbboard[ngrok]' to use ngrok)"
+            )
         if token:
             return "ngrok", f"using ngrok (auth token from {source})"
         return "localtunnel", "using localtunnel (no ngrok token found; set NGROK_AUTHTOKEN to use ngrok)"
     if provider not in PROVIDERS:
         raise UsageError(f"unknown tunnel provider {provider!r}", "use --provider ngrok or --provider localtunnel")
+    if provider == "ngrok" and not ngrok.installed():
+        raise TunnelError(
+            "--provider ngrok needs pyngrok, which is not installed",
+            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+        )
     return provider, ""
 
 

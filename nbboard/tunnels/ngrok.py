@@ -38,6 +38,13 @@ def save_token(token: str) -> str:
     return str(path)
 
 
+def installed() -> bool:
+    """pyngrok is an extra (``nbboard[ngrok]``): pyngrok 9 needs a newer PyYAML than Colab ships."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyngrok") is not None
+
+
 def find_token() -> tuple[str | None, str]:
     """(token, where it came from): the environment, nbboard's saved file, or Colab's secrets."""
     env = os.environ.get("NGROK_AUTHTOKEN", "").strip()
@@ -85,7 +92,10 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
     try:
         from pyngrok import conf
     except ImportError:
-        raise TunnelError("pyngrok is not installed", "pip install pyngrok, or use --provider localtunnel") from None
+        raise TunnelError(
+            "pyngrok is not installed",
+            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+        ) from None
     if not settings.token:
         raise TunnelError("no ngrok auth token found", TOKEN_HELP)
     config_path = agent_config_path(Path(settings.state_dir), os.getpid())
