@@ -14,6 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__, inputs
@@ -149,7 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true", help="no secret: anyone with the link sees the board")
     p.add_argument("--ttl", help="close the tunnel after this long, e.g. 2h, 30m")
     p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds to wait for the provider (default 30)")
-    p.add_argument("--authtoken", help="save an ngrok auth token (0600); '-' reads it from stdin")
+    p.add_argument(
+        "--authtoken",
+        nargs="?",
+        const="",
+        metavar="TOKEN",
+        help="save an ngrok auth token (0600): alone it asks for it, '-' reads it from stdin "
+        "(a TOKEN typed here is visible to other local users; NGROK_AUTHTOKEN in the environment works too)",
+    )
+    p.add_argument("--authtoken-file", metavar="PATH", help="save the ngrok auth token read from this file (0600)")
     p.add_argument("--stop", action="store_true", help="close the tunnel (of --port, or all); boards keep running")
     p.add_argument("--show-url", action="store_true", help="print the full URL(s), secret included, again")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -320,13 +329,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _authtoken(args: argparse.Namespace) -> str:
+    """The ngrok token from --authtoken-file, stdin (``-``), a prompt (no value) or, with a warning, argv."""
+    if args.authtoken is not None and args.authtoken_file is not None:
+        raise UsageError("give --authtoken or --authtoken-file, not both")
+    if args.authtoken_file is not None:
+        try:
+            return next((line for line in Path(args.authtoken_file).read_text().splitlines() if line.strip()), "")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(
+                f"cannot read --authtoken-file {args.authtoken_file}: {e.__class__.__name__}",
+                "give a file holding just the token",
+            ) from None
+    if args.authtoken == "-":
+        return sys.stdin.readline()
+    if args.authtoken == "":
+        if not sys.stdin.isatty():
+            return sys.stdin.readline()
+        import getpass
+
+        return getpass.getpass("ngrok auth token (input hidden): ")
+    sys.stderr.write(
+        "warning: a token on the command line is visible to every user of this machine (ps) and stays in your "
+        "shell history\n  next time: export NGROK_AUTHTOKEN=…, or nbboard tunnel --authtoken (asks for it), "
+        "--authtoken-file PATH, or --authtoken - (reads stdin); on a shared machine, consider a new token at "
+        "https://dashboard.ngrok.com/get-started/your-authtoken\n"
+    )
+    return str(args.authtoken)
+
+
 def cmd_tunnel(args: argparse.Namespace) -> int:
     from . import api, logdirs
     from .tunnels import ngrok
 
-    if args.authtoken is not None:
-        token = sys.stdin.readline() if args.authtoken == "-" else args.authtoken
-        path = ngrok.save_token(token)
+    if args.authtoken is not None or args.authtoken_file is not None:
+        path = ngrok.save_token(_authtoken(args))
         sys.stderr.write(f"saved the ngrok auth token to {path} (readable by you only)\n")
         if args.logdir is None and args.port is None:
             return EXIT_OK

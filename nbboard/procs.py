@@ -241,8 +241,20 @@ def owner_tag() -> str:
     return hashlib.sha256(str(config.home()).encode()).hexdigest()[:16]
 
 
+#: Secrets nbboard reads (or pyngrok reads for it). Only the ngrok agent needs them, and nbboard hands the
+#: token to it alone; every other child (TensorBoard, its data server, the tunnel helper) starts without them,
+#: so they cannot be read from its /proc/<pid>/environ or leak through a plugin.
+SECRET_VARS = ("NGROK_AUTHTOKEN", "NGROK_API_KEY")
+
+
 def owner_env() -> dict[str, str]:
-    return {**os.environ, OWNER_VAR: owner_tag()}
+    """The environment for a child nbboard starts: the caller's, minus nbboard's secrets, plus the owner tag.
+
+    Everything else stays: TensorBoard may need cloud credentials for a gs:// or s3:// logdir.
+    """
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SECRET_VARS}
+    env[OWNER_VAR] = owner_tag()
+    return env
 
 
 def detached_popen_kwargs() -> dict[str, object]:

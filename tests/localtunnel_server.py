@@ -29,8 +29,11 @@ class LocaltunnelServer:
     Visitors reach tunnel ``<id>`` as ``http://127.0.0.1:<port>/`` with ``Host: <id>.lt.test``.
     """
 
-    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+    def __init__(self, log_dir: Path, port: int | None = None, *, secure: bool = False) -> None:
+        """``secure``: the server hands out https:// public URLs, as localtunnel.me does (visitors still
+        reach this one over plain http on loopback)."""
         ensure_installed()
+        self.secure = secure
         if port is None:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -43,7 +46,8 @@ class LocaltunnelServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["node", "-r", "esm", "bin/server", "--port", str(self.port), "--address", "127.0.0.1", "--domain", DOMAIN],
+            ["node", "-r", "esm", "bin/server", "--port", str(self.port), "--address", "127.0.0.1", "--domain", DOMAIN]
+            + (["--secure"] if self.secure else []),
             cwd=SERVER_DIR, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 30

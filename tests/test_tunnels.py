@@ -318,6 +318,11 @@ def test_ngrok_path_through_a_stand_in_agent(
     assert all(c["env_token"] for c in starts)
     for proc in psutil.process_iter(["cmdline"]):
         assert token not in " ".join(proc.info["cmdline"] or [])
+    # Issue 10 item 7: the agent captures nothing (its local API has no authentication).
+    configs = [c["config"] for c in calls if "config" in c]
+    assert configs and all(c["agent"]["inspect_db_size"] == -1 for c in configs)
+    endpoints = [c["options"] for c in calls if "options" in c]
+    assert endpoints and all(o["inspect"] is False for o in endpoints)
 
     (inst,) = nbboard.list()
     base = url.split("?")[0].rstrip("/")
@@ -339,6 +344,330 @@ def test_ngrok_path_through_a_stand_in_agent(
     helper = psutil.Process(inst.tunnel.helper_pid)
     agents = [p for p in helper.children(recursive=True) if "fake_ngrok" in " ".join(p.cmdline())]
     assert agents
+    # Issue 10 item 9: the token is in the agent's environment, and in no other child's.
+    assert all(a.environ().get("NGROK_AUTHTOKEN") == token for a in agents)
+    board = psutil.Process(inst.pid)
+    for proc in [helper, board, *board.children(recursive=True)]:
+        assert "NGROK_AUTHTOKEN" not in proc.environ(), proc.cmdline()
+    assert not list((Path(os.environ["NBBOARD_HOME"]) / "secrets").glob("ngrok-*"))  # read once, then deleted
+    (agent_config,) = (Path(os.environ["NBBOARD_HOME"]) / "tunnels").glob("ngrok-agent-*.yml")
+    assert stat.S_IMODE(agent_config.stat().st_mode) == 0o600 and token not in agent_config.read_text()
     nbboard.kill()
     gone, alive = psutil.wait_procs([helper, *agents], timeout=10)
     assert alive == []
+    assert not agent_config.exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 10 item 5: the cookie through a real https-issuing localtunnel server
+
+
+def test_cookie_is_secure_and_expires_with_a_localtunnel_tunnel(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """localtunnel.me hands out https URLs but its client sends no X-Forwarded-Proto: the gate must learn
+    https from the public URL the provider gave."""
+    server = LocaltunnelServer(tmp_path, secure=True)
+    monkeypatch.setenv("NBBOARD_LOCALTUNNEL_HOST", server.url)
+    try:
+        url = _open(demo_logs, "--ttl", "1h")["url"]
+        assert url.startswith("https://")
+        resp = server.get(url, "/?" + urlsplit(url).query)
+        attrs = [a.strip() for a in resp.headers["Set-Cookie"].split(";")]
+        assert resp.status_code == 302 and "Secure" in attrs and "SameSite=None" in attrs and "HttpOnly" in attrs
+        assert 3540 <= next(int(a.split("=")[1]) for a in attrs if a.startswith("Max-Age=")) <= 3600
+    finally:
+        nbboard.kill()
+        server.stop()
+
+
+# ---------------------------------------------------------------------------
+# Issue 10 item 12 (the soak's failure): a server that stalls right after assigning the tunnel
+
+
+class Upstream:
+    """A plain local service for the client to forward to."""
+
+    def __enter__(self) -> int:
+        import http.server
+        import threading
+
+        class Ok(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_that_stalls_after_assigning_the_tunnel_does_not_kill_it(
+    lt: LocaltunnelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a loaded machine did to the soak test (776 requests failed, 0 served): the server assigned the
+    tunnel, then could not process the client's connections within its 1 s grace, forgot the tunnel and reset
+    them. The reset killed every connection slot of the client (ConnectionResetError escaped them), so no slot
+    ever asked again and every request got the server's fast 404. SIGSTOP on the real server reproduces it.
+
+    Now the slots survive resets, any slot re-registers, and ``open`` reports the tunnel ready only once the
+    server says it sees a connection: the first request after it is served."""
+    import asyncio
+    import threading
+
+    import requests
+
+    from nbboard.tunnels import localtunnel, providers
+
+    real = localtunnel.request_tunnel
+    stalls = []
+
+    def stall_after_assigning(*args: object, **kwargs: object) -> localtunnel.Assignment:
+        assignment = real(*args, **kwargs)  # type: ignore[arg-type]
+        if not stalls:
+            os.kill(lt.proc.pid, signal.SIGSTOP)
+            stalls.append(threading.Timer(1.6, os.kill, (lt.proc.pid, signal.SIGCONT)))
+            stalls[0].start()
+        return assignment
+
+    monkeypatch.setattr(localtunnel, "request_tunnel", stall_after_assigning)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    with Upstream() as port:
+        settings = providers.Settings(deadline=time.monotonic() + 30, host=lt.url)
+        url, close = asyncio.run_coroutine_threadsafe(localtunnel.open(port, settings), loop).result(40)
+        try:
+            assert stalls, "the server was never stalled"
+            first = lt.get(url, "/")
+            assert first.status_code == 200 and first.text == "ok"  # the very first request, no retry
+            tunnel_id = urlsplit(url).hostname.split(".")[0]
+            status = requests.get(f"{lt.url}/api/tunnels/{tunnel_id}/status", timeout=10).json()
+            assert status["connected_sockets"] >= 1
+            assert all(lt.get(url, "/").status_code == 200 for _ in range(20))
+        finally:
+            asyncio.run_coroutine_threadsafe(close(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+
+
+def test_client_connections_survive_resets_and_rejoin(lt: LocaltunnelServer) -> None:
+    """The same failure without timing: the client is pointed at a tunnel port that accepts and resets, then
+    closes (what a server that forgot the tunnel does). On main every slot died at the first reset."""
+    import asyncio
+    import dataclasses
+    import socket
+    import struct
+    import threading
+
+    from nbboard.tunnels import localtunnel
+
+    resetter = socket.socket()
+    resetter.bind(("127.0.0.1", 0))
+    resetter.listen(64)
+
+    def reset_all() -> None:
+        end = time.monotonic() + 1.5  # longer than the server's 1 s grace: it forgets the real tunnel meanwhile
+        resetter.settimeout(0.1)
+        while time.monotonic() < end:
+            try:
+                conn, _ = resetter.accept()
+            except TimeoutError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # a reset, not a clean close
+        resetter.close()  # from now on: connection refused
+
+    threading.Thread(target=reset_all, daemon=True).start()
+    real = localtunnel.request_tunnel(lt.url)
+    doomed = dataclasses.replace(real, remote_port=resetter.getsockname()[1])
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    with Upstream() as port:
+        client = localtunnel.LocalTunnelClient(lt.url, port, doomed)
+        task = asyncio.run_coroutine_threadsafe(client.run(), loop)
+        try:
+            deadline = time.monotonic() + 20
+            while client.assignment is doomed:
+                assert time.monotonic() < deadline, "the client never asked the server again after the resets"
+                time.sleep(0.1)
+            while lt.get(real.url, "/").status_code != 200:
+                assert time.monotonic() < deadline, "the client never rejoined the server after the resets"
+                time.sleep(0.2)
+            assert client.assignment.url == real.url  # the same public URL, asked for again
+        finally:
+            loop.call_soon_threadsafe(client.stop)
+            task.result(10)
+            loop.call_soon_threadsafe(loop.stop)
+
+
+# ---------------------------------------------------------------------------
+# Issue 10 item 9: nbboard's secrets stay out of its children's environments
+
+
+def test_children_never_get_the_ngrok_token(
+    lt: LocaltunnelServer, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorBoard, its data server and the tunnel helper start without NGROK_AUTHTOKEN / NGROK_API_KEY (read
+    from the real processes' environ), and with everything else (TensorBoard may need cloud credentials)."""
+    token = "2canaryTokenThatMustNotTravel_abcdefghijklmnop"
+    monkeypatch.setenv("NGROK_AUTHTOKEN", token)
+    monkeypatch.setenv("NGROK_API_KEY", "canary-api-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "kept-for-s3-logdirs")
+    _open(demo_logs)  # --provider localtunnel: the token is set but not needed
+    (inst,) = nbboard.list()
+    board = psutil.Process(inst.pid)
+    children = board.children(recursive=True)
+    assert children, "TensorBoard's data server should run as its child"
+    for proc in [board, *children, psutil.Process(inst.tunnel.helper_pid)]:
+        env = proc.environ()
+        assert "NGROK_AUTHTOKEN" not in env and "NGROK_API_KEY" not in env, proc.cmdline()
+        assert token not in " ".join(env.values())
+        assert env.get("AWS_SECRET_ACCESS_KEY") == "kept-for-s3-logdirs"
+
+
+# ---------------------------------------------------------------------------
+# Issue 10 item 11: the ngrok token need not be on argv
+
+
+TOKEN = "2abcDEFghiJKLmnoPQRstuVWxyz_0123456789abcdefGHIJ"
+
+
+def _saved_token() -> str:
+    path = Path(os.environ["NBBOARD_HOME"]) / "ngrok.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return json.loads(path.read_text())["authtoken"]
+
+
+def test_authtoken_from_a_file(isolated: Path, tmp_path: Path) -> None:
+    f = tmp_path / "token.txt"
+    f.write_text("\n" + TOKEN + "\n")
+    result = nbboard_cli("tunnel", "--authtoken-file", str(f))
+    assert result.returncode == 0 and TOKEN not in result.stdout + result.stderr and "warning" not in result.stderr
+    assert _saved_token() == TOKEN
+    missing = nbboard_cli("tunnel", "--authtoken-file", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "cannot read --authtoken-file" in missing.stderr
+
+
+def test_authtoken_from_a_hidden_prompt(isolated: Path) -> None:
+    """`nbboard tunnel --authtoken` alone asks for the token in a real terminal (getpass: not echoed)."""
+    import sys
+
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "nbboard", "tunnel", "--authtoken"], env=dict(os.environ), timeout=60)
+    child.expect("ngrok auth token")
+    child.sendline(TOKEN)
+    rest = child.read().decode()
+    child.wait()
+    assert child.exitstatus == 0 and TOKEN not in rest and "saved the ngrok auth token" in rest
+    assert _saved_token() == TOKEN
+
+
+def test_authtoken_on_argv_warns_and_says_where_to_put_it(isolated: Path) -> None:
+    result = nbboard_cli("tunnel", "--authtoken", TOKEN)
+    assert result.returncode == 0 and _saved_token() == TOKEN
+    assert "visible to every user of this machine" in result.stderr
+    for better in ("NGROK_AUTHTOKEN", "--authtoken-file", "--authtoken -"):
+        assert better in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------
+# Issue 13 item 4: no internet (Kaggle with Internet off, firewalls, no DNS)
+
+
+def test_unresolvable_provider_names_the_cause_and_the_kaggle_fix(
+    isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    t0 = time.monotonic()
+    result = nbboard_cli(
+        "tunnel", "--logdir", str(demo_logs), "--provider", "localtunnel", "--host", "http://lt.nbboard-offline.invalid",
+        "--timeout", "15",
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach the localtunnel server http://lt.nbboard-offline.invalid" in result.stderr
+    assert "does not resolve" in result.stderr and "turn Internet on in the notebook's settings" in result.stderr
+    assert _helpers() == []
+    assert took < 60  # the CLI itself starts TensorBoard first; the tunnel part is bounded by --timeout
+
+
+def test_a_provider_that_never_answers_fails_within_the_timeout(isolated: Path, demo_logs: Path) -> None:
+    """A loopback listener that accepts and never says a word: the error comes within --timeout, not a hang,
+    says what happened and what to do."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        nbboard.start(str(demo_logs))  # so the timing below is the tunnel's alone
+        t0 = time.monotonic()
+        result = nbboard_cli(
+            "tunnel", "--logdir", str(demo_logs), "--provider", "localtunnel",
+            "--host", f"http://127.0.0.1:{silent.getsockname()[1]}", "--timeout", "4",
+        )  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach the localtunnel server" in result.stderr and "no answer" in result.stderr
+    assert "offline" in result.stderr and "HTTPS_PROXY" in result.stderr  # the fix, outside Kaggle
+    assert took < 4 + 5, f"took {took:.1f} s with --timeout 4"
+    assert _helpers() == []
+
+
+def test_ngrok_without_internet_names_the_cause_within_the_timeout(
+    isolated: Path, demo_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in agent (ngrok cannot run here) logs what the real one does with no route to ngrok's
+    servers; the tunnel fails within --timeout with the cause and the Kaggle fix, and no agent is left."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBBOARD_NGROK_PATH", str(FAKE_NGROK))
+    monkeypatch.setenv("FAKE_NGROK_OFFLINE", "1")
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "2fakeTokenForTheStandInAgent_abcdefghijklmnop")
+    monkeypatch.setenv("KAGGLE_URL_BASE", "https://www.kaggle.com")
+    nbboard.start(str(demo_logs))
+    t0 = time.monotonic()
+    result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--provider", "ngrok", "--timeout", "6")
+    took = time.monotonic() - t0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach ngrok's servers" in result.stderr and "no such host" in result.stderr
+    assert "turn Internet on in the notebook's settings" in result.stderr
+    assert took < 6 + 5, f"took {took:.1f} s with --timeout 6"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "fake_ngrok" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_without_pyngrok_ngrok_says_how_to_get_it_and_auto_falls_back(
+    isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyngrok is the `nbboard[ngrok]` extra. Its absence is simulated by blocking its import in the child
+    (sys.modules["pyngrok"] = None: the import fails exactly as when it is not installed); the rest is real."""
+    import subprocess
+    import sys
+
+    board = nbboard.start(str(demo_logs))
+    blocked = "import sys; sys.modules['pyngrok'] = None; from nbboard.cli import main; sys.exit(main(sys.argv[1:]))"
+    explicit = subprocess.run(
+        [sys.executable, "-c", blocked, "tunnel", "--port", str(board.port), "--provider", "ngrok"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "NGROK_AUTHTOKEN": "x" * 30},
+    )  # fmt: skip
+    assert explicit.returncode == 1
+    assert "--provider ngrok needs pyngrok" in explicit.stderr and "pip install 'nbboard[ngrok]'" in explicit.stderr
+    from nbboard.tunnels import manager
+
+    monkeypatch.setitem(sys.modules, "pyngrok", None)
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "x" * 30)
+    chosen, why = manager.choose_provider("auto")
+    assert chosen == "localtunnel" and "pyngrok is not installed" in why

@@ -1,10 +1,13 @@
 """The detached process that holds one tunnel: the gate plus the provider's client.
 
 Started as ``python -m nbboard.tunnels.helper SPEC``; everything it needs is
-in the 0600 spec file and the secret in its own 0600 file, so no secret is
-ever on a command line. It reports readiness (or the error) in a status
-file, then runs until TensorBoard is gone, the TTL expires, or it is
-signalled. It never writes registry records: the API does.
+in the 0600 spec file, the tunnel's secret in its own 0600 file and an ngrok
+token (when there is one) in a 0600 file it deletes on reading, so no secret
+is ever on a command line or in its environment. The provider (see
+nbboard.tunnels.providers) opens the public URL; the helper reports
+readiness, or the error in words a user can act on, in a status file before
+the caller's deadline, then runs until TensorBoard is gone, the TTL expires,
+or it is signalled. It never writes registry records: the API does.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from .. import liveness, procs, registry
 from ..errors import NbboardError
-from . import localtunnel
+from . import providers
 from .gate import Gate
 
 log = logging.getLogger("nbboard.helper")
@@ -33,36 +36,40 @@ def _status(path: str, **data: Any) -> None:
     registry.write_private(Path(path), json.dumps(data))
 
 
+def _read_once(path: str) -> str:
+    """A secret handed over in a 0600 file: read, then deleted, so it lives on only in this process."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 async def _run(spec: dict[str, Any]) -> int:
-    secret = None
-    if spec["auth"]:
-        secret = Path(spec["secret_file"]).read_text().strip()
-    gate = Gate(spec["board_port"], secret)
+    # The deadline was set by the caller in wall-clock time; count down on the monotonic clock from here.
+    deadline = time.monotonic() + max(1.0, float(spec.get("deadline") or time.time() + 30) - time.time() - 0.5)
+    token = _read_once(spec.get("token_file", ""))
+    secret = Path(spec["secret_file"]).read_text().strip() if spec["auth"] else None
+    gate = Gate(spec["board_port"], secret, expires_at=float(spec.get("expires_at") or 0))
     gate_port = await gate.start()
-    provider = spec["provider"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
             loop.add_signal_handler(sig, stop.set)
-    client_task = None
-    ngrok_tunnel = None
+    settings = providers.Settings(
+        deadline=deadline, host=spec.get("host", ""), token=token, state_dir=str(Path(spec["status_file"]).parent)
+    )
     try:
-        if provider == "localtunnel":
-            assignment = await asyncio.to_thread(localtunnel.request_tunnel, spec["host"])
-            client = localtunnel.LocalTunnelClient(spec["host"], gate_port, assignment)
-            client_task = asyncio.create_task(client.run())
-            public_url = assignment.url
-        elif provider == "ngrok":
-            from . import ngrok
-
-            public_url, ngrok_tunnel = await asyncio.to_thread(ngrok.connect, gate_port)
-        else:
-            raise NbboardError(f"unknown provider {provider!r}")
+        public_url, close = await providers.get(spec["provider"]).open(gate_port, settings)
     except NbboardError as e:
         _status(spec["status_file"], state="failed", error=str(e))
         await gate.close()
         return 1
+    del token, settings
+    gate.public_url = public_url  # an https URL makes the login cookie Secure
     _status(spec["status_file"], state="ready", public_url=public_url, gate_port=gate_port)
     log.info(
         "tunnel ready: %s -> gate 127.0.0.1:%d -> TensorBoard 127.0.0.1:%d", public_url, gate_port, spec["board_port"]
@@ -84,15 +91,8 @@ async def _run(spec: dict[str, Any]) -> int:
                 log.info("TensorBoard is gone (%s): closing the tunnel", why or "not answering")
                 break
     finally:
-        if client_task is not None:
-            client.stop()
-            with contextlib.suppress(Exception):
-                await client_task
-        if ngrok_tunnel is not None:
-            with contextlib.suppress(Exception):
-                from pyngrok import ngrok as pyngrok
-
-                pyngrok.kill()
+        with contextlib.suppress(Exception):
+            await close()
         await gate.close()
     return 0
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psutil
 
 from .. import procs, registry
 from ..registry import TunnelRecord
+from . import ngrok
 
 
 def helper_process(tunnel: TunnelRecord) -> psutil.Process | None:
@@ -20,4 +23,6 @@ def stop_helper(tunnel: TunnelRecord) -> bool:
     if proc is not None:
         procs.terminate_tree(proc)
     registry.remove_tunnel(tunnel)
+    with contextlib.suppress(OSError):  # left behind if the helper was killed before it could clean up
+        ngrok.agent_config_path(registry.ensure_home() / "tunnels", tunnel.helper_pid).unlink()
     return proc is not None

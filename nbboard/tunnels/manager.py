@@ -25,11 +25,11 @@ from .. import procs, registry
 from ..errors import TunnelError, UsageError
 from ..instance import Instance
 from ..registry import TunnelRecord
-from . import lifecycle, localtunnel, ngrok
+from . import lifecycle, localtunnel, ngrok, providers
 from .gate import TOKEN_PARAM
 from .secrets import new_secret
 
-PROVIDERS = ("ngrok", "localtunnel")
+PROVIDERS = providers.NAMES
 OPEN_TIMEOUT = 30.0
 _TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
@@ -59,11 +59,21 @@ def choose_provider(provider: str | None) -> tuple[str, str]:
     """(provider, why) — "auto" means ngrok when a token is available, else localtunnel."""
     if provider in (None, "", "auto"):
         token, source = ngrok.find_token()
+        if token and not ngrok.installed():
+            return "localtunnel", (
+                f"using localtunnel: an ngrok auth token was found ({source}) but pyngrok is not installed "
+                "(pip install 'nbboard[ngrok]' to use ngrok)"
+            )
         if token:
             return "ngrok", f"using ngrok (auth token from {source})"
         return "localtunnel", "using localtunnel (no ngrok token found; set NGROK_AUTHTOKEN to use ngrok)"
     if provider not in PROVIDERS:
         raise UsageError(f"unknown tunnel provider {provider!r}", "use --provider ngrok or --provider localtunnel")
+    if provider == "ngrok" and not ngrok.installed():
+        raise TunnelError(
+            "--provider ngrok needs pyngrok, which is not installed",
+            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+        )
     return provider, ""
 
 
@@ -111,12 +121,11 @@ def open_tunnel(
     chosen, why = choose_provider(provider)
     if why:
         notes.append(why)
-    env = procs.owner_env()
+    token = ""
     if chosen == "ngrok":
-        token, _source = ngrok.find_token()
+        token = ngrok.find_token()[0] or ""
         if not token:
             raise TunnelError("no ngrok auth token found", ngrok.TOKEN_HELP)
-        env["NGROK_AUTHTOKEN"] = token  # the agent's environment, never its argv
     server = (host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or localtunnel.DEFAULT_HOST).rstrip("/")
     if chosen == "localtunnel" and not re.match(r"^https?://[^/\s]+$", server):
         raise UsageError(f"invalid --host {host!r}", "give the server's base URL, e.g. --host https://localtunnel.me")
@@ -128,6 +137,10 @@ def open_tunnel(
     if auth:
         secret_file = str(home / "secrets" / f"tunnel-{tag}.secret")
         registry.write_private(Path(secret_file), new_secret())
+    token_file = ""
+    if token:  # handed to the helper in a file it deletes on reading: never in an environment but the agent's
+        token_file = str(home / "secrets" / f"ngrok-{tag}.token")
+        registry.write_private(Path(token_file), token)
     status_file = home / "tunnels" / f".status-{tag}.json"
     spec_file = home / "tunnels" / f".spec-{tag}.json"
     try:
@@ -147,11 +160,13 @@ def open_tunnel(
         "board_port": instance.port,
         "board_path_prefix": instance.path_prefix,
         "expires_at": expires_at,
+        "token_file": token_file,
+        "deadline": time.time() + timeout,
     }
     registry.write_private(spec_file, json.dumps(spec))
     log_path = registry.new_log_path("tunnel")
     argv = [sys.executable, "-m", "nbboard.tunnels.helper", str(spec_file)]
-    child = procs.spawn_detached(argv, log_path, env)
+    child = procs.spawn_detached(argv, log_path, procs.owner_env())
     info = TunnelRecord(
         provider=chosen,
         public_url="",
@@ -171,8 +186,9 @@ def open_tunnel(
         status_file.unlink()
     if status.get("state") != "ready":
         lifecycle.stop_helper(info)
-        with contextlib.suppress(OSError):
-            spec_file.unlink()
+        for leftover in filter(None, (str(spec_file), token_file)):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
         error = status.get("error") or registry.output_tail(log_path, 5) or "the tunnel helper exited"
         registry.remove_log_file(log_path)
         raise TunnelError(str(error) + "".join(f"\n  ({note})" for note in notes))
@@ -193,7 +209,9 @@ def open_tunnel(
 
 
 def _wait_status(child: subprocess.Popen[bytes], status_file: Path, timeout: float) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
+    """The helper's report. It answers before ``timeout`` itself (naming the cause when it fails); the
+    second of grace covers writing the report, not waiting on the provider."""
+    deadline = time.monotonic() + timeout + 1.0
     delay = 0.02
     while time.monotonic() < deadline:
         if status_file.exists():
@@ -206,4 +224,7 @@ def _wait_status(child: subprocess.Popen[bytes], status_file: Path, timeout: flo
             return {"state": "failed", "error": f"the tunnel helper exited with code {child.returncode}"}
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
-    return {"state": "failed", "error": f"the tunnel provider did not answer within {timeout:g} s"}
+    return {
+        "state": "failed",
+        "error": str(providers.unreachable("the tunnel provider", f"no answer within {timeout:g} s")),
+    }

@@ -1,22 +1,28 @@
-"""ngrok through pyngrok, with the auth token kept out of every argv.
+"""ngrok through pyngrok, with the auth token kept out of every argv and every other process.
 
 pyngrok passes ``PyngrokConfig.auth_token`` to the agent as ``--authtoken
 <token>``, visible to anyone who lists processes. nbboard clears that field
 and hands the token to the agent in its environment (``NGROK_AUTHTOKEN``,
-which the ngrok agent reads itself) instead.
+which the ngrok agent reads itself) instead. The agent gets a config of its
+own with request inspection off (see AGENT_CONFIG).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+from pathlib import Path
 
 from .. import config, registry
 from ..errors import TunnelError
+from . import providers
 
 TOKEN_HELP = (
     "get a token at https://dashboard.ngrok.com/get-started/your-authtoken, then either\n"
-    "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken -   (reads it from stdin, saves it 0600)\n"
+    "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken   (asks for it and saves it 0600;\n"
+    "    --authtoken - reads it from stdin, --authtoken-file PATH from a file)\n"
     "    or, on Colab, add NGROK_AUTHTOKEN to the notebook's secrets (the key icon)\n"
     "  or use --provider localtunnel, which needs no account"
 )
@@ -30,6 +36,13 @@ def save_token(token: str) -> str:
     path = config.home() / "ngrok.json"
     registry.write_private(path, json.dumps({"authtoken": token}))
     return str(path)
+
+
+def installed() -> bool:
+    """pyngrok is an extra (``nbboard[ngrok]``): pyngrok 9 needs a newer PyYAML than Colab ships."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyngrok") is not None
 
 
 def find_token() -> tuple[str | None, str]:
@@ -55,34 +68,99 @@ def find_token() -> tuple[str | None, str]:
     return None, ""
 
 
-def connect(local_port: int) -> tuple[str, object]:
-    """Open an https tunnel to 127.0.0.1:``local_port``; returns (public URL, pyngrok tunnel).
+#: The agent's config (0600, written per tunnel). Inspection off: the agent's local web API at 127.0.0.1:4040
+#: has no authentication, and with inspection on it would hand any local user every captured request, the
+#: secret link and the login cookie included. Nothing else the agent offers is needed either.
+AGENT_CONFIG = """version: "3"
+agent:
+  inspect_db_size: -1
+  update_check: false
+  remote_management: false
+"""
+#: A network failure in the agent's own words, as opposed to an auth or config error.
+_NETWORK = ("lookup ", "no such host", "dial tcp", "i/o timeout", "connection refused", "network is unreachable",
+            "timed out", "tls handshake")  # fmt: skip
 
-    Needs NGROK_AUTHTOKEN in this process's environment (the helper sets it).
+
+async def open(gate_port: int, settings: providers.Settings) -> tuple[str, providers.Close]:
+    """An https endpoint to 127.0.0.1:``gate_port``, through an agent that only this tunnel uses.
+
+    The token reaches the agent through its environment alone: the helper
+    holds it in memory, puts it in ``os.environ`` just while pyngrok starts
+    the agent, and removes it again (nbboard's other children never get it).
     """
     try:
-        from pyngrok import conf, ngrok
-        from pyngrok.exception import PyngrokError, PyngrokNgrokError, PyngrokNgrokInstallError
+        from pyngrok import conf
     except ImportError:
-        raise TunnelError("pyngrok is not installed", "pip install pyngrok, or use --provider localtunnel") from None
-    cfg = conf.PyngrokConfig(monitor_thread=False, log_event_callback=None)
+        raise TunnelError(
+            "pyngrok is not installed",
+            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+        ) from None
+    if not settings.token:
+        raise TunnelError("no ngrok auth token found", TOKEN_HELP)
+    config_path = agent_config_path(Path(settings.state_dir), os.getpid())
+    registry.write_private(config_path, AGENT_CONFIG)
+    cfg = conf.PyngrokConfig(monitor_thread=False, log_event_callback=None, config_path=str(config_path))
     cfg.auth_token = None  # never on argv: the agent reads NGROK_AUTHTOKEN from its environment
+    cfg.api_key = None
+    cfg.startup_timeout = max(1, int(providers.left(settings.deadline)) - 1)  # type: ignore[assignment]
     if os.environ.get("NBBOARD_NGROK_PATH"):  # an ngrok agent already installed, instead of pyngrok's download
         cfg.ngrok_path = os.environ["NBBOARD_NGROK_PATH"]
+
+    def close_sync() -> None:
+        from pyngrok import ngrok as pyngrok
+
+        with contextlib.suppress(Exception):
+            pyngrok.kill(cfg)
+        with contextlib.suppress(OSError):
+            config_path.unlink()
+
+    async def close() -> None:
+        await asyncio.to_thread(close_sync)
+
+    try:
+        url = await asyncio.wait_for(
+            providers.in_daemon_thread(lambda: _connect(cfg, gate_port, settings.token)),
+            providers.left(settings.deadline) + 1,
+        )
+    except asyncio.TimeoutError:
+        close_sync()
+        raise providers.unreachable("ngrok's servers", "the agent did not connect in time") from None
+    except BaseException:
+        close_sync()
+        raise
+    return url, close
+
+
+def agent_config_path(state_dir: Path, helper_pid: int) -> Path:
+    """Where the helper ``helper_pid`` keeps its agent's config (removed with the tunnel)."""
+    return state_dir / f"ngrok-agent-{helper_pid}.yml"
+
+
+def _connect(cfg: object, local_port: int, token: str) -> str:
+    from pyngrok import ngrok
+    from pyngrok.exception import PyngrokError, PyngrokNgrokError, PyngrokNgrokInstallError
+
+    os.environ["NGROK_AUTHTOKEN"] = token  # inherited by the agent pyngrok starts, and by nothing else
     try:
         # An explicit upstream URL: pyngrok turns addr "127.0.0.1:P" into "http://localhost:127.0.0.1:P"
         # (caught by the stand-in agent test), and "localhost" may resolve to ::1, where the gate is not.
-        tunnel = ngrok.connect(pyngrok_config=cfg, upstream={"url": f"http://127.0.0.1:{local_port}"})
+        tunnel = ngrok.connect(pyngrok_config=cfg, upstream={"url": f"http://127.0.0.1:{local_port}"}, inspect=False)
     except PyngrokNgrokInstallError as e:
         raise TunnelError(
             f"could not download the ngrok agent ({_first_line(e)})",
-            "this machine may be offline or block ngrok's download: use --provider localtunnel",
+            providers.offline_hint() + "; or use --provider localtunnel, which downloads nothing",
         ) from None
     except PyngrokNgrokError as e:
-        raise TunnelError(f"ngrok failed: {_first_line(e)}", TOKEN_HELP if "auth" in str(e).lower() else "") from None
+        detail = " ".join(filter(None, [str(e), str(getattr(e, "ngrok_error", "") or "")]))
+        if any(word in detail.lower() for word in _NETWORK):
+            raise providers.unreachable("ngrok's servers", _first_line(e)) from None
+        raise TunnelError(f"ngrok failed: {_first_line(e)}", TOKEN_HELP if "auth" in detail.lower() else "") from None
     except PyngrokError as e:
         raise TunnelError(f"ngrok failed: {_first_line(e)}") from None
-    return str(tunnel.public_url), tunnel
+    finally:
+        os.environ.pop("NGROK_AUTHTOKEN", None)
+    return str(tunnel.public_url)
 
 
 def _first_line(e: Exception) -> str:

@@ -1,13 +1,16 @@
-"""Hostile visitors at a public URL: 10 000 requests with no or wrong secrets get no TensorBoard data."""
+"""Hostile visitors at a public URL: 10 000 requests with no or wrong secrets get no TensorBoard data, and
+visitors that stall cannot starve the owner or the tunnel helper."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import socket
 import string
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +25,7 @@ from tests.localtunnel_server import LocaltunnelServer
 from tests.reliability.figures import record
 
 HOSTILE = int(os.environ.get("NBBOARD_HOSTILE_REQUESTS", "10000"))
+STALLED = 24
 PATHS = [
     "/data/runs",
     "/data/plugin/scalars/scalars?run=train&tag=loss",
@@ -115,3 +119,125 @@ def test_ten_thousand_hostile_requests(tunnel: tuple[LocaltunnelServer, str]) ->
         [sys.executable, "-m", "nbboard", "list", "--json"], capture_output=True, text=True, timeout=60
     )
     assert secret not in listed.stdout + listed.stderr
+
+
+# ---------------------------------------------------------------------------
+# Issue 10 item 1: tokenless visitors that stall cannot starve the owner or the helper's descriptors
+
+SCALARS = "/data/plugin/scalars/scalars?run=train&tag=loss"
+
+
+def _stall(server_port: int, host: str, n: int, first_byte: bool = False) -> list[socket.socket]:
+    """``n`` tokenless POSTs through the localtunnel server that announce a body and never send it
+    (``first_byte``: send one byte of it, then stall)."""
+    held = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", server_port), timeout=30)
+        head = f"POST {SCALARS} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000000\r\n\r\n".encode()
+        s.sendall(head + (b"x" if first_byte else b""))
+        held.append(s)
+    return held
+
+
+def _owner_requests(server: LocaltunnelServer, host: str, secret: str, n: int) -> tuple[int, list[float]]:
+    s = requests.Session()
+    ok, took = 0, []
+    for _ in range(n):
+        t0 = time.monotonic()
+        try:
+            r = s.get(server.url + SCALARS, headers={"Host": host, "Authorization": f"Bearer {secret}"}, timeout=15)
+            ok += r.status_code == 200 and len(r.json()) == 50
+        except (requests.RequestException, ValueError):
+            pass
+        took.append(time.monotonic() - t0)
+    return ok, took
+
+
+def test_tokenless_stalled_requests_do_not_starve_the_owner(tunnel: tuple[LocaltunnelServer, str]) -> None:
+    """localtunnel gives the client 10 sockets, and its server reserves one for each request whose body has
+    not begun without forwarding a byte of it. 24 tokenless requests that announce a body and never send it
+    (and 12 that send one byte, then stall) are held open by the attacker; the owner's requests are still
+    served. On main the first ten took every socket for good and the owner's requests timed out."""
+    server, url = tunnel
+    secret = parse_qs(urlsplit(url).query)["nbboard_token"][0]
+    host = urlsplit(url).netloc
+    silent = _stall(server.port, host, STALLED)
+    started = _stall(server.port, host, STALLED // 2, first_byte=True)
+    try:
+        ok, took = _owner_requests(server, host, secret, 20)
+        refused = dropped = 0
+        for s in started:  # their heads reached the gate: a 401 at once, nothing read
+            s.settimeout(10)
+            refused += s.recv(65536).startswith(b"HTTP/1.1 401")
+        for s in silent:  # never seen by the gate; the server drops them once their socket is replaced
+            s.settimeout(10)
+            try:
+                dropped += s.recv(65536) == b""
+            except ConnectionError:
+                dropped += 1
+            except TimeoutError:
+                pass
+    finally:
+        for s in silent + started:
+            s.close()
+    record(
+        f"tokenless stalled requests (Content-Length: 1000000, body never sent) held open through gate + "
+        f"loopback localtunnel (10 tunnel sockets): {STALLED} silent + {STALLED // 2} after one body byte",
+        f"owner's requests meanwhile: {ok}/20 served, first after {took[0]:.1f} s, then at most "
+        f"{max(took[1:]) * 1000:.0f} ms; {refused}/{STALLED // 2} byte-senders refused 401 at once, "
+        f"{dropped}/{STALLED} silent ones dropped by the server once their tunnel socket was replaced",
+    )
+    assert ok == 20 and refused == STALLED // 2 and dropped == STALLED
+
+
+def test_helper_descriptors_stay_flat_under_hundreds_of_tokenless_connections(
+    tunnel: tuple[LocaltunnelServer, str],
+) -> None:
+    """500 tokenless connections straight at the gate's port (a local user, or an agent that opens one per
+    visitor), half with half a request head, half with a stalled body, all held open; plus 200 stalled
+    requests through the localtunnel server. The helper's descriptors stay bounded by the gate's cap (on main
+    they grew by one per connection), the owner is served meanwhile, and they fall back afterwards."""
+    from nbboard import api
+    from nbboard.tunnels.gate import MAX_PENDING
+
+    server, url = tunnel
+    secret = parse_qs(urlsplit(url).query)["nbboard_token"][0]
+    host = urlsplit(url).netloc
+    (inst,) = api.list_instances()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    fds = helper.num_fds if hasattr(helper, "num_fds") else helper.num_handles  # Windows: handles
+    gate = f"http://127.0.0.1:{inst.tunnel.gate_port}"
+    owner = {"Authorization": f"Bearer {secret}"}
+    base = fds()
+    peak = base
+    held: list[socket.socket] = []
+    try:
+        for i in range(500):
+            s = socket.create_connection(("127.0.0.1", inst.tunnel.gate_port), timeout=30)
+            s.sendall(
+                b"GET /data/runs HTTP/1.1\r\nHost: x\r\n"
+                if i % 2
+                else b"POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            held.append(s)
+            peak = max(peak, fds())
+        held += _stall(server.port, host, 200)
+        time.sleep(1.5)  # the gate's linger after each refusal
+        settled = fds()
+        served = sum(requests.get(gate + SCALARS, headers=owner, timeout=10).status_code == 200 for _ in range(5))
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 15
+    while (after := fds()) > base + 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    record(
+        "helper file descriptors with 500 tokenless connections held open at the gate + 200 stalled requests "
+        "through the loopback localtunnel server",
+        f"{base} before, {settled} while they are held (peak {peak}; cap {MAX_PENDING} pending connections), "
+        f"{after} after; the owner was served {served}/5 meanwhile",
+    )
+    assert served == 5
+    assert settled <= base + MAX_PENDING + 24, (base, settled)  # the cap, plus the tunnel's own connections
+    assert peak <= base + 5 * MAX_PENDING, (base, peak)  # accept batches before eviction; never one per visitor
+    assert after <= base + 4, (base, after)

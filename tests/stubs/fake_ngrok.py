@@ -7,6 +7,14 @@ then a local API where ``POST /api/endpoints`` opens an "endpoint": a
 forwarding listener on 127.0.0.1 standing in for the public URL. It writes
 its argv and whether it got NGROK_AUTHTOKEN from its environment to
 $FAKE_NGROK_RECORD, so tests can check how nbboard handed it the token.
+
+Like the real agent it would expose captured requests (the secret link and
+cookies) on its unauthenticated local API, so it refuses to run unless
+nbboard turned inspection off: the config file given with ``--config`` must
+set ``agent.inspect_db_size: -1`` (no capture at all), and every endpoint
+must be created with ``inspect: false``. With $FAKE_NGROK_OFFLINE set it
+behaves as the agent does without internet: it logs the failed lookup of
+ngrok's servers again and again and never connects.
 """
 
 from __future__ import annotations
@@ -39,12 +47,36 @@ def main() -> int:
         return 0
     if args[:1] != ["start"]:
         return 0
+    config = {}
+    if "--config" in args:
+        import yaml
+
+        config = yaml.safe_load(Path(args[args.index("--config") + 1]).read_text()) or {}
+    if record:
+        with open(record, "a") as f:
+            f.write(
+                json.dumps({"argv": [], "env_token": bool(os.environ.get("NGROK_AUTHTOKEN")), "config": config}) + "\n"
+            )
+    if (config.get("agent") or {}).get("inspect_db_size") != -1:
+        print(
+            't=2026-01-01T00:00:00+0000 lvl=eror msg="stand-in agent: inspection is on" err="agent.inspect_db_size must be -1"',
+            flush=True,
+        )
+        return 1
     if not os.environ.get("NGROK_AUTHTOKEN") and "--authtoken" not in args:
         print(
             't=2026-01-01T00:00:00+0000 lvl=eror msg="authentication failed: Usage of ngrok requires a verified account and authtoken." err="ERR_NGROK_4018"',
             flush=True,
         )
         return 1
+    if os.environ.get("FAKE_NGROK_OFFLINE"):  # what the real agent logs, again and again, with no internet
+        while True:
+            print(
+                't=2026-01-01T00:00:00+0000 lvl=eror msg="failed to reconnect session" obj=tunnels.session '
+                'err="dial tcp: lookup connect.ngrok-agent.com on 127.0.0.53:53: no such host"',
+                flush=True,
+            )
+            time.sleep(0.5)
     endpoints: dict[str, dict] = {}
 
     class Api(BaseHTTPRequestHandler):
@@ -64,6 +96,10 @@ def main() -> int:
             if record:
                 with open(record, "a") as f:
                     f.write(json.dumps({"argv": [], "env_token": True, "options": options}) + "\n")
+            if options.get("inspect") is not False:
+                self._json(400, {"error_code": 102, "status_code": 400, "msg": "stand-in agent: inspect must be false",
+                                 "details": {"err": "inspection would capture the secret link and cookies"}})  # fmt: skip
+                return
             upstream = (options.get("upstream") or {}).get("url") or options.get("addr")
             server = forwarder(str(upstream).replace("http://", ""))
             name = options.get("name") or f"ep{len(endpoints)}"
