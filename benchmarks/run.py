@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
