@@ -10,17 +10,14 @@ Runs in its own NBBOARD_HOME and TMPDIR and stops everything it starts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,96 +25,37 @@ from pathlib import Path
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-WORK = Path(tempfile.mkdtemp(prefix="nbb-bench-"))
-os.environ["NBBOARD_HOME"] = str(WORK / "home")
-os.environ["TMPDIR"] = str(WORK / "tmp")
-(WORK / "tmp").mkdir()
-tempfile.tempdir = None
+from common import (  # noqa: E402  (moves this process into its own NBBOARD_HOME and TMPDIR first)
+    FIGURES,
+    ROOT,
+    WORK,
+    Kernel,
+    bare_start,
+    fmt_s,
+    kill_everything,
+    section,
+    stop_pid,
+    tb_cleanup_registry,
+    wait_runs,
+)
 
 import nbboard  # noqa: E402
 from nbboard import api, liveness  # noqa: E402
+from nbboard.config import BoardConfig  # noqa: E402
 from nbboard.demo import write_demo_logs  # noqa: E402
 
-RESULTS: list[str] = []
-
-
-def stats(xs: list[float]) -> tuple[float, float, float]:
-    return statistics.median(xs), min(xs), max(xs)
-
-
-def fmt_s(xs: list[float], unit: str = "s") -> str:
-    med, lo, hi = stats(xs)
-    if unit == "ms":
-        return f"{med * 1000:.1f} ms [{lo * 1000:.1f}–{hi * 1000:.1f}]"
-    return f"{med:.3f} s [{lo:.3f}–{hi:.3f}]"
-
-
-def section(title: str, lines: list[str]) -> None:
-    block = [f"## {title}", "", *lines, ""]
-    RESULTS.extend(block)
-    print("\n".join(block), flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def runs_listed(port: int, expected: int) -> bool:
-    try:
-        return len(requests.get(f"http://127.0.0.1:{port}/data/runs", timeout=2).json()) >= expected
-    except (requests.RequestException, ValueError):
-        return False
-
-
-def wait_runs(port: int, expected: int, poll: float = 0.01, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not runs_listed(port, expected):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"port {port} never listed {expected} runs")
-        time.sleep(poll)
-
-
-def stop_pid(pid: int) -> None:
-    with contextlib.suppress(psutil.Error):
-        p = psutil.Process(pid)
-        family = [p, *p.children(recursive=True)]
-        for q in family:
-            with contextlib.suppress(psutil.Error):
-                q.kill()
-        psutil.wait_procs(family, timeout=5)
-
-
-def kill_everything() -> None:
-    with contextlib.suppress(Exception):
-        api.kill()
-
+#: The cold path: sections that measure TensorBoard's own start-up run without the standby.
+COLD = BoardConfig(standby=False)
 
 # ---------------------------------------------------------------------------
-# 1. cold start
-
-
-def bare_start(logdir: Path, runs: int) -> float:
-    port = free_port()
-    t0 = time.perf_counter()
-    p = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    wait_runs(port, runs)
-    elapsed = time.perf_counter() - t0
-    stop_pid(p.pid)
-    p.wait()
-    return elapsed
+# cold start
 
 
 def nbboard_start(logdir: Path, runs: int) -> float:
     t0 = time.perf_counter()
-    inst = nbboard.start(str(logdir))
+    inst = nbboard.start(str(logdir), config=COLD)
     wait_runs(inst.port, runs)
     elapsed = time.perf_counter() - t0
     kill_everything()
@@ -157,7 +95,9 @@ def bench_cold_start(logdir: Path, reps: int) -> dict[str, list[float]]:
         lines.append(
             f"| {name} | {fmt_s(xs)} | {statistics.median(xs) / statistics.median(floor):.2f}× / {max(xs) / max(floor):.2f}× |"
         )
-    section("1. Cold start to a usable board", lines)
+    section("Cold start to a usable board (no standby)", lines, key="cold")
+    FIGURES["cold_floor"] = statistics.median(out["bare tensorboard (floor, polled every 10 ms)"])
+    FIGURES["cold_nbboard"] = statistics.median(out["nbboard.start"])
     return out
 
 
@@ -165,57 +105,19 @@ def bench_cold_start(logdir: Path, reps: int) -> dict[str, list[float]]:
 # kernels
 
 
-class Kernel:
-    def __init__(self, cwd: Path) -> None:
-        from jupyter_client.manager import KernelManager
-
-        self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(cwd), env=os.environ.copy())
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
-
-    def time(self, code: str) -> float:
-        t0 = time.perf_counter()
-        reply = self.kc.execute_interactive(code, timeout=180, output_hook=lambda msg: None)
-        elapsed = time.perf_counter() - t0
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return elapsed
-
-    def restart(self) -> None:
-        self.kc.stop_channels()
-        self.km.restart_kernel(now=False)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
-
-    def shutdown(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=False)
-
-
-def tb_cleanup_registry() -> None:
-    from tensorboard import manager
-
-    for info in manager.get_all():
-        stop_pid(info.pid)
-    info_dir = Path(tempfile.gettempdir()) / ".tensorboard-info"
-    for f in info_dir.glob("*.info"):
-        f.unlink()
-
-
 def bench_kernel(logdir: Path, reps: int, floor: list[float]) -> None:
     cells = {
-        "%board": ("%load_ext nbboard", f"%board --logdir {logdir}"),
-        "%tensorboard": ("%load_ext tensorboard", f"%tensorboard --logdir {logdir} --host 127.0.0.1 --port 0"),
+        "%board": ("%load_ext nbboard", f"%board --logdir {logdir}", {}),
+        "%board (standby off)": ("%load_ext nbboard", f"%board --logdir {logdir}", {"NBBOARD_STANDBY": "0"}),
+        "%tensorboard": ("%load_ext tensorboard", f"%tensorboard --logdir {logdir} --host 127.0.0.1 --port 0", {}),
     }
     first: dict[str, list[float]] = {k: [] for k in cells}
     rerun: dict[str, list[float]] = {k: [] for k in cells}
     empty: list[float] = []
     load: dict[str, list[float]] = {k: [] for k in cells}
     for rep in range(reps + 1):
-        for name, (ext, cell) in cells.items():
-            k = Kernel(WORK)
+        for name, (ext, cell, env) in cells.items():
+            k = Kernel(WORK, env=env)
             try:
                 t_empty = k.time("pass")
                 t_load = k.time(ext)
@@ -234,7 +136,7 @@ def bench_kernel(logdir: Path, reps: int, floor: list[float]) -> None:
     overhead = statistics.median(empty)
     f_med = statistics.median(floor)
     lines = [
-        f"A fresh kernel per repetition; kernel overhead (an empty cell) {overhead * 1000:.1f} ms. Target for `%board`: ≤ 1.05 × floor + overhead = {(1.05 * f_med + overhead):.3f} s.",
+        f'A fresh kernel per repetition runs the extension\'s cell and at once the board cell (as "Run all" does); kernel overhead (an empty cell) {overhead * 1000:.1f} ms. Target for `%board`: ≤ 1.05 × floor + overhead = {(1.05 * f_med + overhead):.3f} s. With the standby on, `%board` waits for the standby `%load_ext` has just started rather than start a second TensorBoard beside it.',
         "",
         "| cell | first run in a kernel | ratio to floor + overhead (median / max) |",
         "|---|---|---|",
@@ -243,7 +145,9 @@ def bench_kernel(logdir: Path, reps: int, floor: list[float]) -> None:
         lines.append(
             f"| `{name}` | {fmt_s(xs)} | {statistics.median(xs) / (f_med + overhead):.2f}× / {max(xs) / (max(floor) + overhead):.2f}× |"
         )
-    section("2. First `%board` vs `%tensorboard` cell in a real kernel", lines)
+    section(
+        "First `%board` vs `%tensorboard` cell in a real kernel, right after loading the extension", lines, key="kernel"
+    )
     lines = [
         "The same cell run again in the same kernel (median of 5 re-runs per kernel). `%board` checks pid, creation time and an HTTP answer; `%tensorboard` checks nothing.",
         "",
@@ -255,13 +159,13 @@ def bench_kernel(logdir: Path, reps: int, floor: list[float]) -> None:
     lines.append(
         f"\nTarget `%board` ≤ 25 ms median: {'met' if statistics.median(rerun['%board']) <= 0.025 else 'missed'}."
     )
-    section("3. Warm re-run of the same cell", lines)
+    section("Warm re-run of the same cell", lines, key="rerun")
     lines = ["| cell | time |", "|---|---|"]
     for name, xs in load.items():
-        ext = "nbboard" if name == "%board" else "tensorboard"
+        ext = "tensorboard" if name == "%tensorboard" else "nbboard" + (" (standby off)" if "off" in name else "")
         lines.append(f"| `%load_ext {ext}` | {fmt_s(xs, 'ms')} |")
     lines.append(f"\nTarget ≤ 50 ms: {'met' if statistics.median(load['%board']) <= 0.05 else 'missed'}.")
-    section("6. Loading the extension", lines)
+    section("Loading the extension", lines, key="load")
 
 
 def in_process_reuse(logdir: Path, reps: int) -> None:
@@ -279,123 +183,19 @@ def in_process_reuse(logdir: Path, reps: int) -> None:
         probe.append(time.perf_counter() - t0)
     kill_everything()
     section(
-        "3b. Reuse inside one process (API)",
+        "Reuse inside one process (API)",
         [
             "| what | median [min–max] |",
             "|---|---|",
             f"| `nbboard.start` of a live board (lock, registry read, identity, HTTP probe) | {fmt_s(xs, 'ms')} |",
             f"| of which the HTTP probe | {fmt_s(probe, 'ms')} |",
         ],
+        key="reuse",
     )
 
 
 # ---------------------------------------------------------------------------
-# 4. big logdir, kernel restart
-
-
-def write_big_logdir(path: Path, runs: int, steps: int) -> Path:
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    if (path / "done").exists():
-        return path
-    for r in range(runs):
-        w = EventFileWriter(str(path / f"run{r:02d}"), max_queue_size=10000)
-        for step in range(steps):
-            values = [summary_pb2.Summary.Value(tag=f"m{k}", simple_value=float(step * k + r)) for k in range(4)]
-            w.add_event(event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=values)))
-        w.close()
-    (path / "done").write_text("")
-    return path
-
-
-def all_last_steps(port: int, runs: int, steps: int) -> bool:
-    """Every run's last step is served; asked in parallel, as TensorBoard's own front end does."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def last_step_served(r: int) -> bool:
-        try:
-            data = requests.get(
-                f"http://127.0.0.1:{port}/data/plugin/scalars/scalars",
-                params={"run": f"run{r:02d}", "tag": "m3"},
-                timeout=30,
-            ).json()
-            return bool(data) and data[-1][1] == steps - 1
-        except (requests.RequestException, ValueError):
-            return False
-
-    with ThreadPoolExecutor(runs) as pool:
-        return all(pool.map(last_step_served, range(runs)))
-
-
-def port_of_tensorboard_cell() -> int:
-    from tensorboard import manager
-
-    infos = manager.get_all()
-    return infos[-1].port
-
-
-def bench_restart(big: Path, runs: int, steps: int, reps: int) -> None:
-    results: dict[str, list[float]] = {"%board": [], "%tensorboard": []}
-    cell_only: dict[str, list[float]] = {"%board": [], "%tensorboard": []}
-    check_cost: list[float] = []
-    cells = {
-        "%board": ("%load_ext nbboard", f"%board --logdir {big}", lambda: nbboard.list()[-1].port),
-        "%tensorboard": (
-            "%load_ext tensorboard",
-            f"%tensorboard --logdir {big} --host 127.0.0.1 --port 0",
-            port_of_tensorboard_cell,
-        ),
-    }
-    for name, (ext, cell, port_of) in cells.items():
-        k = Kernel(WORK)
-        try:
-            k.time(ext)
-            k.time(cell)
-            deadline = time.monotonic() + 600
-            while not all_last_steps(port_of(), runs, steps):
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            for _ in range(3):
-                t = time.perf_counter()
-                assert all_last_steps(port_of(), runs, steps)
-                check_cost.append(time.perf_counter() - t)
-            for _ in range(reps):
-                k.restart()
-                t0 = time.perf_counter()
-                k.time(ext)
-                k.time(cell)
-                cell_only[name].append(time.perf_counter() - t0)
-                while not all_last_steps(port_of(), runs, steps):
-                    time.sleep(0.02)
-                results[name].append(time.perf_counter() - t0)
-        finally:
-            k.shutdown()
-            kill_everything()
-            tb_cleanup_registry()
-    ratio = statistics.median(results["%tensorboard"]) / statistics.median(results["%board"])
-    check = statistics.median(check_cost)
-    net = (statistics.median(results["%tensorboard"]) - check) / max(statistics.median(results["%board"]) - check, 1e-3)
-    section(
-        f"4. Re-display after a kernel restart, big logdir ({runs} runs × {steps} steps × 4 scalars)",
-        [
-            "Time from the restarted kernel's `%load_ext` until every run's last step is served.",
-            "",
-            "| cell | median [min–max] |",
-            "|---|---|",
-            f"| `%board` (reuses the board that survived the restart) | {fmt_s(results['%board'])} |",
-            f"| `%tensorboard` (its child died with the kernel: relaunch and reload) | {fmt_s(results['%tensorboard'])} |",
-            f"| of which `%load_ext` + the cell itself: `%board` | {fmt_s(cell_only['%board'])} |",
-            f"| of which `%load_ext` + the cell itself: `%tensorboard` | {fmt_s(cell_only['%tensorboard'])} |",
-            f"| one check that all {runs} runs' last step is served (20 parallel requests to a loaded board) | {fmt_s(check_cost)} |",
-            "",
-            f"`%board` is {ratio:.1f}× faster end to end, {net:.1f}× without the cost of the check itself (target ≥ 20×).",
-        ],
-    )
-
-
-# ---------------------------------------------------------------------------
-# 5. stale recovery
+# stale recovery
 
 
 def bench_stale(logdir: Path, reps: int, floor: list[float]) -> None:
@@ -403,11 +203,11 @@ def bench_stale(logdir: Path, reps: int, floor: list[float]) -> None:
 
     xs = []
     for rep in range(reps + 1):
-        inst = nbboard.start(str(logdir))
+        inst = nbboard.start(str(logdir), config=COLD)
         os.kill(inst.pid, signal.SIGKILL)
         psutil.Process(inst.pid).wait(5)
         t0 = time.perf_counter()
-        fresh = nbboard.start(str(logdir))
+        fresh = nbboard.start(str(logdir), config=COLD)
         wait_runs(fresh.port, 2)
         elapsed = time.perf_counter() - t0
         assert not fresh.reused
@@ -425,22 +225,23 @@ def bench_stale(logdir: Path, reps: int, floor: list[float]) -> None:
     tb_cleanup_registry()
     added = statistics.median(xs) - statistics.median(floor)
     section(
-        "5. Stale recovery: SIGKILL TensorBoard, then start again",
+        "Stale recovery: SIGKILL TensorBoard, then start again",
         [
             "| what | median [min–max] |",
             "|---|---|",
             f"| nbboard: detect the dead board, drop it, launch and serve | {fmt_s(xs)} |",
-            f"| floor (bare cold start, section 1) | {fmt_s(floor)} |",
+            f"| floor (bare cold start, the cold-start section) | {fmt_s(floor)} |",
             "",
             f"nbboard adds {added * 1000:+.0f} ms to the floor at median (target ≤ +150 ms).",
             f"`tensorboard.manager.start` in the same situation returned `{type(again).__name__}` for the dead pid "
             f"{again.info.pid if hasattr(again, 'info') else '?'} in {tb_elapsed * 1000:.1f} ms: a blank board.",
         ],
+        key="stale",
     )
 
 
 # ---------------------------------------------------------------------------
-# 7, 8. kill and list
+# kill and list
 
 
 def bench_kill(logdir: Path, reps: int) -> None:
@@ -469,7 +270,7 @@ def bench_kill(logdir: Path, reps: int) -> None:
             if rep:
                 (xs if which == "api" else cli).append(elapsed)
     section(
-        "7. Stopping 10 running boards",
+        "Stopping 10 running boards",
         [
             "| what | median [min–max] |",
             "|---|---|",
@@ -478,6 +279,7 @@ def bench_kill(logdir: Path, reps: int) -> None:
             "",
             f"Target ≤ 1 s: {'met' if statistics.median(cli) <= 1 else 'missed'}.",
         ],
+        key="kill",
     )
 
 
@@ -528,7 +330,7 @@ def bench_list(reps: int) -> None:
             cli_times.append(cli_elapsed)
     kill_everything()
     section(
-        "8. Listing 100 records of which 90 are stale (and pruned by the listing)",
+        "Listing 100 records of which 90 are stale (and pruned by the listing)",
         [
             "| what | median [min–max] |",
             "|---|---|",
@@ -538,11 +340,12 @@ def bench_list(reps: int) -> None:
             f"Target ≤ 0.3 s: {'met' if statistics.median(cli_times) <= 0.3 else 'missed'} for the command, "
             f"{'met' if statistics.median(api_times) <= 0.3 else 'missed'} for the API.",
         ],
+        key="list",
     )
 
 
 # ---------------------------------------------------------------------------
-# 9, 10. the gate
+# the gate
 
 
 GATE_SCRIPT = """
@@ -631,7 +434,7 @@ def bench_gate(logdir: Path, reps: int) -> None:
     gate_proc.wait()
     kill_everything()
     section(
-        "9. The auth gate: TensorBoard's scalars data direct vs through the gate",
+        "The auth gate: TensorBoard's scalars data direct vs through the gate",
         [
             f"{len(d_lat)} sequential keep-alive requests each; throughput with 4 concurrent clients for 3 s, 3 times. "
             "The gate runs in its own process, as in the tunnel helper; TensorBoard, the gate and the clients share the 2 cores.",
@@ -644,6 +447,7 @@ def bench_gate(logdir: Path, reps: int) -> None:
             "",
             f"Added at p50: {added:+.2f} ms (target ≤ 1 ms); throughput {ratio * 100:.0f} % of direct (target ≥ 80 %).",
         ],
+        key="gate",
     )
 
 
@@ -675,71 +479,83 @@ def bench_rss(logdir: Path) -> None:
         kill_everything()
         server.stop()
     section(
-        "10. Memory of what nbboard adds beside TensorBoard",
+        "Memory of what nbboard adds beside TensorBoard",
         [
             "| process | peak RSS |",
             "|---|---|",
             f"| tunnel helper (auth gate + localtunnel client), 400 requests through a loopback localtunnel server | {peak / 2**20:.0f} MiB |",
             f"| for scale: TensorBoard + its data server | {tb_rss / 2**20:.0f} MiB |",
             "",
-            "nbboard starts no other long-lived process: boards are plain TensorBoard processes; the CLI and the magic exit or return.",
+            "Beside boards (TensorBoard processes), nbboard keeps at most one other long-lived process: the standby (see its own section for its memory), which becomes the next board or exits after 10 idle minutes; the CLI and the magic exit or return.",
         ],
+        key="rss",
     )
+
+
+SECTIONS = "data,browser,standby,busy,restart,profile,cold,kernel,reuse,stale,kill,list,gate,rss"
 
 
 def main() -> int:
+    import report
+    import speed
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="a small big-logdir, for a fast check")
     parser.add_argument(
-        "--only", default="", help="comma-separated sections: cold,kernel,reuse,restart,stale,kill,list,gate,rss"
+        "--quick", action="store_true", help="fewer repetitions and a small big logdir, for a fast check"
     )
+    parser.add_argument("--only", default="", help=f"comma-separated sections: {SECTIONS}")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
+    unknown = only - set(SECTIONS.split(","))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
+    reps = min(args.reps, 2) if args.quick else args.reps
 
     def want(name: str) -> bool:
         return not only or name in only
 
     logdir = write_demo_logs(WORK / "demo")
-    RESULTS.extend(
-        [
-            "# nbboard benchmarks",
-            "",
-            f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {psutil.cpu_count()} cores, "
-            f"Python {platform.python_version()}, TensorBoard {__import__('tensorboard').__version__}, nbboard {nbboard.__version__}. "
-            f"{args.reps} repetitions after a warm-up unless said otherwise. Command: `python benchmarks/run.py`.",
-            "",
-        ]
-    )
+    header = report.run_header(sys.argv[1:])
+    print(header, flush=True)
     try:
-        floor = []
-        if want("cold") or want("kernel") or want("stale"):
-            floor = bench_cold_start(logdir, args.reps)["bare tensorboard (floor, polled every 10 ms)"]
-        if want("kernel"):
-            bench_kernel(logdir, args.reps, floor)
-        if want("reuse"):
-            in_process_reuse(logdir, args.reps)
+        if want("data"):
+            speed.bench_data(requests_per_series=10 if args.quick else 30)
+        if want("browser"):
+            speed.bench_browser(reps)
+        if want("standby"):
+            speed.bench_standby(logdir, reps)
+        if want("busy"):
+            speed.bench_busy(logdir, 1 if args.quick else 3)
         if want("restart"):
             runs, steps = (4, 2000) if args.quick else (20, 20000)
-            big = write_big_logdir(WORK / "big", runs, steps)
-            bench_restart(big, runs, steps, args.reps)
+            speed.bench_restart(runs, steps, reps)
+        if want("profile"):
+            speed.profile_redisplay(logdir)
+        floor = []
+        if want("cold") or want("kernel") or want("stale"):
+            floor = bench_cold_start(logdir, reps)["bare tensorboard (floor, polled every 10 ms)"]
+        if want("kernel"):
+            bench_kernel(logdir, reps, floor)
+        if want("reuse"):
+            in_process_reuse(logdir, reps)
         if want("stale"):
-            bench_stale(logdir, args.reps, floor)
+            bench_stale(logdir, reps, floor)
         if want("kill"):
-            bench_kill(logdir, args.reps)
+            bench_kill(logdir, reps)
         if want("list"):
-            bench_list(args.reps)
+            bench_list(reps)
         if want("gate"):
-            bench_gate(logdir, args.reps)
+            bench_gate(logdir, reps)
         if want("rss"):
             bench_rss(logdir)
     finally:
         kill_everything()
         tb_cleanup_registry()
-    out = ROOT / "benchmarks" / "RESULTS.md"
-    if not only:
-        out.write_text("\n".join(RESULTS) + "\n")
-        print(f"wrote {out}")
+    from common import SECTIONS as measured
+
+    report.save(measured, FIGURES, header)
+    print(f"wrote {report.RESULTS} and {report.CHART}")
     return 0
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry
+from . import inputs, launcher, liveness, logdirs, procs, registry, standby
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -119,6 +119,8 @@ def start(
             bind_host=cfg.bind_host,
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
+            standby=standby.enabled(cfg),
+            standby_hook=cfg.standby_hook,
         )
     try:
         return _launch_outcome(result, port)
@@ -257,6 +259,7 @@ def collect_garbage() -> list[Instance]:
     for orphan in orphan_tunnels.values():
         tunnel_lifecycle.stop_helper(orphan)
         registry.remove_log_file(orphan.log_path)
+    standby.collect_garbage()
     registry.remove_idle_locks()  # one per logdir ever started would otherwise stay forever
     return pruned
 
@@ -325,6 +328,7 @@ def kill(
         _forget(c.instance)
     removed_logs = 0
     if everything:
+        standby.clear()
         for orphan in orphan_tunnels.values():
             tunnel_lifecycle.stop_helper(orphan)
             registry.remove_log_file(orphan.log_path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -43,6 +44,27 @@ class BoardConfig:
     height: int = 800
     #: Tunnel provider when none is named: "auto", "ngrok" or "localtunnel".
     tunnel_provider: str = "auto"
+    #: Keep a standby (TensorBoard imported ahead of time) for the next board; see nbboard.standby.
+    standby: bool = True
+    #: Seconds an unused standby waits before it exits by itself.
+    standby_idle: float = 600.0
+    #: Not a setting: called before a launch looks for a standby (the magic uses it to hurry the
+    #: standby it is about to start, so that a start right after ``%load_ext`` waits for it).
+    standby_hook: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+
+#: Set to 0 to never start or use a standby, whatever the configuration says.
+STANDBY_SWITCH = "NBBOARD_STANDBY"
+
+
+def standby_wanted(config: BoardConfig) -> bool:
+    """Is the standby on? ``config.standby``, unless NBBOARD_STANDBY=0 (or false/no/off), or
+    NBBOARD_TENSORBOARD names another command (a standby runs this interpreter's TensorBoard)."""
+    if not config.standby:
+        return False
+    if os.environ.get(STANDBY_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return not os.environ.get("NBBOARD_TENSORBOARD")
 
 
 _default = BoardConfig()

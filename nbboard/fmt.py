@@ -107,6 +107,9 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "record": instance.record.path,
         "log": instance.log_path,
     }
+    if instance.is_ours:
+        data["tcp_nodelay"] = {"applied": instance.record.nodelay, "detail": instance.record.nodelay_note}
+        data["from_standby"] = instance.record.from_standby
     if instance.tunnel is not None:
         data["tunnel"] = {
             "provider": instance.tunnel.provider,

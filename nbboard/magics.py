@@ -8,6 +8,7 @@ Options are configurable in the IPython config, e.g.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from .config import BoardConfig
 
 
+#: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
+STANDBY_DELAY = 0.5
+
+
 @magics_class
 class BoardMagics(Magics):
     height = traitlets.Int(800, help="Height of the inline board, in pixels.").tag(config=True)
@@ -24,10 +29,19 @@ class BoardMagics(Magics):
     tunnel_provider = traitlets.Enum(
         ["auto", "ngrok", "localtunnel"], "auto", help="Provider for %board --tunnel when none is named."
     ).tag(config=True)
+    standby = traitlets.Bool(
+        True,
+        help="Keep a standby: TensorBoard imported ahead of time in the background (from %load_ext, and after a "
+        "board stops), so that the next board starts in a fraction of the time. NBBOARD_STANDBY=0 also turns it off.",
+    ).tag(config=True)
+    standby_idle = traitlets.Float(600.0, help="Seconds an unused standby waits before it exits by itself.").tag(
+        config=True
+    )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
+        self._standby: tuple[Any, Any] | None = None  # (hurry, recorded) events of a standby being prepared
 
     @line_magic
     def board(self, line: str) -> None:
@@ -70,6 +84,8 @@ class BoardMagics(Magics):
             target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
+            if report.stopped and (cmd.port, cmd.pid, cmd.logdir) != (None, None, None):
+                self.prepare_standby()  # a board stopped, another may follow; a bare kill clears everything
             return
         if cmd.logdir is None and cmd.logdir_spec is None:
             self._redisplay(cmd)
@@ -80,7 +96,62 @@ class BoardMagics(Magics):
         """The API's settings, from this magic's traitlets (``c.BoardMagics.…``)."""
         from .config import BoardConfig
 
-        return BoardConfig(start_timeout=self.start_timeout, height=self.height, tunnel_provider=self.tunnel_provider)
+        return BoardConfig(
+            start_timeout=self.start_timeout,
+            height=self.height,
+            tunnel_provider=self.tunnel_provider,
+            standby=self.standby,
+            standby_idle=self.standby_idle,
+            standby_hook=self._hurry_standby,
+        )
+
+    def prepare_standby(self, warm_display: bool = False) -> None:
+        """Start a standby in the background, unless turned off or one is there.
+
+        The work waits :data:`STANDBY_DELAY`, so that it shares no CPU with the
+        cell that loaded the extension, unless a launch needs it sooner
+        (:meth:`_hurry_standby`, called by the launcher only when no running
+        board can be reused). With ``warm_display`` the same thread then imports
+        what drawing a board needs (the widget stack, ~0.1 s), so that the first
+        ``%board`` after a pause does not wait for it.
+        """
+        from .config import standby_wanted
+
+        config = self.board_config()
+        if not standby_wanted(config):
+            return
+        import threading
+
+        hurry = threading.Event()
+        recorded = threading.Event()
+
+        def work() -> None:
+            hurry.wait(STANDBY_DELAY)
+            try:
+                from . import standby
+
+                standby.ensure(config)
+            finally:
+                recorded.set()
+            if warm_display:
+                with contextlib.suppress(Exception):  # the cell that needs it imports it again and reports
+                    from . import api, embed, fmt, logdirs, magic_args  # noqa: F401
+
+                    if embed.environment() == "colab":
+                        from . import colab  # noqa: F401  (Colab's board is HTML/JS, not the widget)
+                    else:
+                        from . import widget  # noqa: F401
+
+        threading.Thread(target=work, name="nbboard-standby", daemon=True).start()
+        self._standby = (hurry, recorded)
+
+    def _hurry_standby(self) -> None:
+        """A launch is coming: let a pending standby be recorded first, so that the launch can wait for it."""
+        if self._standby is not None:
+            hurry, recorded = self._standby
+            hurry.set()
+            recorded.wait(timeout=5)  # an optimisation: never hold a start up for long
+            self._standby = None
 
     def _redisplay(self, cmd: Any) -> None:
         """``%board`` alone: the newest running board again, else the logdirs found under the working directory."""
@@ -192,6 +263,15 @@ class BoardMagics(Magics):
     def _remember(self, instance: Any, board: Any) -> None:
         if board.widget is not None:
             self._boards[instance.pid] = board
+            stop = board.widget.actions.get("stop")
+            if stop is not None and not getattr(stop, "prepares_standby", False):
+
+                def stop_then_prepare() -> None:
+                    stop()
+                    self.prepare_standby()
+
+                stop_then_prepare.prepares_standby = True  # type: ignore[attr-defined]
+                board.widget.actions["stop"] = stop_then_prepare
 
     def _open_tunnel(self, instance: Any, provider: str, board: Any) -> None:
         from . import api
@@ -225,6 +305,7 @@ def register(ipython: Any) -> None:
     magics = BoardMagics(ipython)
     ipython.register_magics(magics)
     _registered[id(ipython)] = magics
+    magics.prepare_standby(warm_display=True)
 
 
 def unregister(ipython: Any) -> None:

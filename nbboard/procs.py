@@ -271,13 +271,16 @@ def detached_popen_kwargs() -> dict[str, object]:
     return {"start_new_session": True}
 
 
-def spawn_detached(argv: Sequence[str], log_path: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` detached, its stdout and stderr in a new 0600 log file."""
+def spawn_detached(
+    argv: Sequence[str], log_path: str, env: dict[str, str], stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached, its stdout and stderr in a new 0600 log file (``stdin=subprocess.PIPE``
+    for a child that is handed something private)."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         return subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=fd,
             stderr=fd,
             close_fds=True,

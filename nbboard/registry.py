@@ -38,6 +38,7 @@ MAX_RECORD_BYTES = 256 * 1024
 #: Names nbboard gives the files it writes; it only ever deletes files named so.
 RECORD_NAME = re.compile(r"^pid-[0-9]+\.json$")
 SECRET_NAME = re.compile(r"^tunnel-[0-9a-f]{12}\.secret$")
+STANDBY_KEY_NAME = re.compile(r"^standby-[0-9a-f]{12}\.key$")
 LOCK_NAME = re.compile(r"^[0-9a-f]{24}\.lock$")
 
 SOURCE_NBBOARD = "nbboard"
@@ -92,6 +93,9 @@ class BoardRecord:
       log_path: TensorBoard's combined stdout/stderr.
       state: "starting" until it first answered, then "ready".
       source: "nbboard", or "tensorboard" for a record read from ``%tensorboard``'s registry.
+      nodelay: TCP_NODELAY was set on its data server's sockets (see :mod:`nbboard.nodelay`).
+      nodelay_note: on which sockets, or why not.
+      from_standby: it was nbboard's standby before it became this board (its argv names no logdir).
       path: the record file (not stored).
     """
 
@@ -108,6 +112,9 @@ class BoardRecord:
     log_path: str = ""
     state: str = "ready"
     source: str = SOURCE_NBBOARD
+    nodelay: bool = False
+    nodelay_note: str = ""
+    from_standby: bool = False
     path: str = field(default="", compare=False, metadata={"stored": False})
 
     @property
@@ -123,18 +130,49 @@ class BoardRecord:
         return f"http://{host}:{self.port}/" + (f"{prefix}/" if prefix else "")
 
 
+@dataclass(frozen=True)
+class StandbyRecord:
+    """The standby (see :mod:`nbboard.standby`): TensorBoard imported ahead of time, waiting for a board's arguments.
+
+    Attributes:
+      pid / create_time / argv: the process; all three must match before nbboard signals or uses it.
+      python: the interpreter it runs; only a start from the same interpreter may use it.
+      version: the nbboard version that spawned it (fixes the hand-off protocol).
+      start_time: epoch seconds when it was spawned.
+      idle_timeout: seconds after which it exits unused.
+      port: loopback port where it takes a board's arguments; 0 until it is ready.
+      secret_file: 0600 file with the key both sides of a hand-off prove they hold; the key is never in a record.
+      log_path: its output, which becomes the board's log.
+      state: "starting" (importing TensorBoard) until it listens, then "ready".
+      path: the record file (not stored).
+    """
+
+    pid: int
+    create_time: float
+    argv: tuple[str, ...]
+    python: str
+    version: str
+    start_time: int
+    idle_timeout: float
+    port: int = 0
+    secret_file: str = ""
+    log_path: str = ""
+    state: str = "starting"
+    path: str = field(default="", compare=False, metadata={"stored": False})
+
+
 # ---------------------------------------------------------------------------
 # One codec for every record type, derived from the dataclass fields (as
 # TensorBoard's manager.py derives its info format from TensorBoardInfo).
 
-R = TypeVar("R", BoardRecord, TunnelRecord)
+R = TypeVar("R", BoardRecord, TunnelRecord, StandbyRecord)
 
 
 def _stored_fields(cls: type) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)]
 
 
-def encode(record: BoardRecord | TunnelRecord) -> str:
+def encode(record: BoardRecord | TunnelRecord | StandbyRecord) -> str:
     """The JSON text of a record: every stored field, tuples as lists, plus the schema number."""
     data: dict[str, Any] = {"schema": SCHEMA}
     for f in _stored_fields(type(record)):
@@ -189,8 +227,8 @@ def decode(cls: type[R], data: dict[str, Any], path: str = "") -> R:
     return record
 
 
-def _check_ranges(record: BoardRecord | TunnelRecord) -> None:
-    if isinstance(record, BoardRecord) and (record.pid <= 0 or not 0 <= record.port <= 65535):
+def _check_ranges(record: BoardRecord | TunnelRecord | StandbyRecord) -> None:
+    if isinstance(record, (BoardRecord, StandbyRecord)) and (record.pid <= 0 or not 0 <= record.port <= 65535):
         raise ValueError("pid or port out of range")
     if isinstance(record, TunnelRecord) and (record.helper_pid <= 0 or record.board_pid <= 0):
         raise ValueError("pid out of range")
@@ -208,7 +246,7 @@ class Skipped:
 # Directory
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby")
 
 
 def ensure_home() -> Path:
@@ -495,6 +533,46 @@ def remove_tunnel(info: TunnelRecord) -> None:
         with contextlib.suppress(OSError):
             if not secret.is_symlink():
                 secret.unlink()
+
+
+# ---------------------------------------------------------------------------
+# Standby records: beside the board records, read and written by nbboard.standby only
+
+
+def standby_path(pid: int) -> Path:
+    return ensure_home() / "standby" / f"pid-{pid}.json"
+
+
+def write_standby(record: StandbyRecord) -> StandbyRecord:
+    path = standby_path(record.pid)
+    write_private(path, encode(record))
+    return dataclasses.replace(record, path=str(path))
+
+
+def read_standbys() -> tuple[list[StandbyRecord], list[Skipped]]:
+    """Every standby record, oldest pid file first."""
+    found: list[StandbyRecord] = []
+    skipped: list[Skipped] = []
+    for path in sorted((ensure_home() / "standby").glob("pid-*.json")):
+        try:
+            found.append(decode(StandbyRecord, read_trusted_json(path), str(path)))
+        except ValueError as e:
+            skipped.append(Skipped(str(path), str(e)))
+    return found, skipped
+
+
+def remove_standby(record: StandbyRecord) -> None:
+    """Delete a standby's record and its key file (only files of the names nbboard gives them, in its directories)."""
+    path = Path(record.path) if record.path else None
+    if path is not None and RECORD_NAME.match(path.name) and path.parent == config.home() / "standby":
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                path.unlink()
+    key = Path(record.secret_file) if record.secret_file else None
+    if key is not None and STANDBY_KEY_NAME.match(key.name) and key.parent == config.home() / "secrets":
+        with contextlib.suppress(OSError):
+            if not key.is_symlink():
+                key.unlink()
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import ARTIFACTS, tensorboards_under
+from tests.helpers import ARTIFACTS, standbys_under, tensorboards_under
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,7 +51,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     with contextlib.suppress(Exception):
         api.kill()
-    leftovers = [p for p in tensorboards_under(tmp_path) if p.pid not in before]
+    leftovers = [p for p in {*tensorboards_under(tmp_path), *standbys_under(tmp_path)} if p.pid not in before]
     for p in leftovers:
         with contextlib.suppress(psutil.Error):
             p.kill()

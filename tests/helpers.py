@@ -17,27 +17,95 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
+#: nbboard's entry points: for boards (``python -m nbboard.serve <TensorBoard args>``) and for the standby
+#: (``python -m nbboard.standby``, whose command line names no logdir).
+SERVE = "nbboard.serve"
+STANDBY = "nbboard.standby"
+
+
 def tensorboards_under(root: Path) -> list[psutil.Process]:
-    """Every process with "tensorboard" in its command line that names a path under ``root``."""
+    """Every TensorBoard whose command line names a path under ``root``, and every standby of a registry or
+    temp dir under ``root`` that became a board serving a path under ``root`` (a standby's command line names no
+    path). A standby still waiting serves nothing and is not a TensorBoard: see :func:`standbys_under`."""
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "tensorboard" in cmd and str(root) in cmd:
+        if ("tensorboard" in cmd or SERVE in cmd) and str(root) in cmd:
+            found.append(p)
+        elif STANDBY in cmd and _environment_under(p, root) and _served_by(p).startswith(str(root)):
             found.append(p)
     return found
 
 
+def standbys_under(root: Path) -> list[psutil.Process]:
+    """Every standby process (waiting or turned board) started for a registry or temp dir under ``root``."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if STANDBY in " ".join(p.info["cmdline"] or []) and _environment_under(p, root)
+    ]
+
+
+def _environment_under(proc: psutil.Process, root: Path) -> bool:
+    try:
+        env = proc.environ()
+    except psutil.Error:
+        return False
+    return any(env.get(k, "").startswith(str(root)) for k in ("NBBOARD_HOME", "TMPDIR"))
+
+
 def tensorboards_serving(logdir: str | Path) -> list[psutil.Process]:
-    """Live TensorBoard processes (not their data-server children) serving ``logdir``."""
+    """Live TensorBoard processes (not their data-server children) serving ``logdir``.
+
+    A board is a ``tensorboard`` or ``nbboard.serve`` process naming ``logdir``
+    on its command line, or a standby of this test's registry that became a
+    board: its command line names no logdir, so what it serves is read from
+    the process itself (its data server's ``--logdir=``, or its HTTP answer),
+    never from nbboard's registry.
+    """
     out = []
     for p in psutil.process_iter(["cmdline", "status"]):
         cmd = p.info["cmdline"] or []
         if p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if any("tensorboard" in c for c in cmd[:3]) and any(str(logdir) in c for c in cmd):
+        launched = any("tensorboard" in c or c == SERVE for c in cmd[:3])
+        if launched and any(str(logdir) in c for c in cmd):
+            out.append(p)
+        elif STANDBY in cmd[:3] and _same_registry(p) and str(logdir) in _served_by(p):
             out.append(p)
     pids = {p.pid for p in out}
     return [p for p in out if p.ppid() not in pids]  # the data server is TensorBoard's child, not a second board
+
+
+def _same_registry(proc: psutil.Process) -> bool:
+    """A standby of this test's registry (others on the machine are none of its business)."""
+    mine = os.environ.get("NBBOARD_HOME")
+    try:
+        return mine is None or proc.environ().get("NBBOARD_HOME") == mine
+    except psutil.Error:
+        return False
+
+
+def _served_by(proc: psutil.Process) -> str:
+    """What a standby turned board serves, as the process shows it: "" for a standby still waiting."""
+    import requests
+
+    try:
+        children = proc.children()
+        for child in children:
+            for arg in child.cmdline():
+                if arg.startswith("--logdir="):
+                    return arg[len("--logdir=") :]
+        # No data server: a board with --load_fast=false, or a standby still waiting (which drops the probe)
+        ports = [c.laddr.port for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        return ""
+    for port in ports:
+        try:
+            return str(requests.get(f"http://127.0.0.1:{port}/data/environment", timeout=2).json()["data_location"])
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            continue
+    return ""
 
 
 def nbboard_cli(*args: str, cwd: str | Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -156,12 +156,19 @@ def test_failure_is_shown_in_the_board(kernel: Kernel, demo_logs: Path) -> None:
     assert nbboard.list() == []
 
 
-def test_load_ext_defers_heavy_imports(kernel: Kernel) -> None:
-    out = kernel.text(
-        "import sys; print(sorted(m for m in ('nbboard.api', 'nbboard.registry', 'anywidget', 'requests') if m in sys.modules))"
-    )
-    assert out.strip() == "[]"
-    kernel.text("%reload_ext nbboard")
+def test_load_ext_defers_heavy_imports(isolated: Path, tmp_path: Path) -> None:
+    """With the standby off; with it on, only its background thread imports more (tests/test_speed_mechanisms.py)."""
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.text("%config BoardMagics.standby = False")
+        kernel.text("%load_ext nbboard")
+        out = kernel.text(
+            "import sys; print(sorted(m for m in ('nbboard.api', 'nbboard.registry', 'anywidget', 'requests') if m in sys.modules))"
+        )
+        assert out.strip() == "[]"
+        kernel.text("%reload_ext nbboard")
+    finally:
+        kernel.shutdown()
 
 
 def test_terminal_ipython_prints_the_url(isolated: Path, demo_logs: Path) -> None:
