@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry, standby
+from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -26,20 +26,32 @@ from .errors import (
     StartFailedError,
     StartTimedOutError,
     TensorBoardNotInstalledError,
+    UsageError,
     shown,
 )
 from .instance import Instance
 from .logdirs import Logdir
-from .registry import SOURCE_NBBOARD, SOURCE_TENSORBOARD, BoardRecord, Skipped, TunnelRecord
+from .registry import (
+    SOURCE_NBBOARD,
+    SOURCE_TENSORBOARD,
+    BoardRecord,
+    EndedRecord,
+    Skipped,
+    StandbyRecord,
+    TunnelRecord,
+)
 from .tunnels import lifecycle as tunnel_lifecycle
 
 
 @dataclass(frozen=True)
 class Scan:
-    """Every instance of this user, checked, plus the registry files that were skipped."""
+    """Every instance of this user, checked; the registry files that were skipped; the notes of boards that
+    stopped themselves (``--idle-timeout``); and the standbys waiting to become the next board."""
 
     instances: tuple[Instance, ...]
     skipped: tuple[Skipped, ...]
+    ended: tuple[EndedRecord, ...] = ()
+    standbys: tuple[StandbyRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,8 @@ class KillReport:
     cleaned: tuple[Instance, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     removed_logs: int = 0
+    standbys: tuple[StandbyRecord, ...] = ()
+    ended: tuple[EndedRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,9 +84,15 @@ def start(
     restart: bool = False,
     *,
     logdir_spec: str | None = None,
+    idle_timeout: float | str | None = None,
     config: BoardConfig | None = None,
 ) -> Instance:
     """Start a TensorBoard for ``logdir``, or return the live one already serving it.
+
+    ``idle_timeout`` ("2h", or seconds; default ``config.idle_timeout``, None
+    for never) makes a new board stop itself after serving no request for that
+    long, kernel or no kernel; ``list`` then says why it ended. A board that is
+    reused keeps the setting it was started with.
 
     ``logdir`` may be a :class:`~nbboard.logdirs.Logdir` the caller already
     resolved (the CLI and the magic do), or a path/URL to resolve here. The
@@ -84,11 +104,18 @@ def start(
     cfg = config or get_default()
     seconds = inputs.seconds(cfg.start_timeout if timeout is None else timeout)
     port = None if port is None else inputs.port(port)
+    idle = idle_timeout if idle_timeout is not None else cfg.idle_timeout
+    idle_seconds = inputs.duration(idle, "--idle-timeout") if idle not in (None, "", 0) else 0.0
     target = logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir, logdir_spec)
     extra = logdirs.normalise_extra(extra_args)
     command = launcher.tensorboard_command()
     if command is None:
         raise TensorBoardNotInstalledError()
+    if idle_seconds and command != serve.command():
+        raise UsageError(
+            "--idle-timeout is enforced by nbboard's own TensorBoard entry point, and NBBOARD_TENSORBOARD names another command",
+            "unset NBBOARD_TENSORBOARD, or leave --idle-timeout out",
+        )
     key = logdirs.cache_key(target, extra)
     registry.ensure_home()
     collect_garbage()
@@ -121,6 +148,7 @@ def start(
             bind_publicly=logdirs.binds_publicly(extra),
             standby=standby.enabled(cfg),
             standby_hook=cfg.standby_hook,
+            idle_timeout=idle_seconds,
         )
     try:
         return _launch_outcome(result, port)
@@ -216,7 +244,8 @@ def scan() -> Scan:
     :func:`collect_garbage` runs, which ``start`` and ``kill`` do.
     """
     checked, _, skipped = _check_all()
-    return Scan(tuple(c.instance for c in checked), skipped)
+    ended, ended_skipped = registry.read_ended()
+    return Scan(tuple(c.instance for c in checked), skipped + tuple(ended_skipped), tuple(ended), standby.running())
 
 
 def _check_all() -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
@@ -261,6 +290,9 @@ def collect_garbage() -> list[Instance]:
         registry.remove_log_file(orphan.log_path)
     standby.collect_garbage()
     registry.remove_idle_locks()  # one per logdir ever started would otherwise stay forever
+    for note in registry.read_ended()[0]:
+        if note.ended_at < time.time() - registry.ENDED_KEPT:
+            registry.remove_ended(note)
     return pruned
 
 
@@ -327,15 +359,20 @@ def kill(
     for c in chosen:
         _forget(c.instance)
     removed_logs = 0
+    standbys: list[StandbyRecord] = []
+    ended: list[EndedRecord] = []
     if everything:
-        standby.clear()
+        standbys = standby.clear()
+        ended = registry.read_ended()[0]
+        for note in ended:
+            registry.remove_ended(note)
         for orphan in orphan_tunnels.values():
             tunnel_lifecycle.stop_helper(orphan)
             registry.remove_log_file(orphan.log_path)
         stopped += _stop_unrecorded()
         removed_logs = _remove_orphan_logs()
         registry.remove_idle_locks()
-    return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs)
+    return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs, tuple(standbys), tuple(ended))
 
 
 def _stop_unrecorded() -> list[Instance]:

@@ -72,6 +72,7 @@ def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 _port = _typed(inputs.port)
 _pid = _typed(inputs.pid)
 _seconds = _typed(inputs.seconds)
+_idle = _typed(lambda text: inputs.duration(text, "--idle-timeout"))
 
 
 def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -171,6 +172,13 @@ def _start_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
     p.add_argument("--restart", action="store_true", help="replace a running board for the same logdir")
     p.add_argument("--timeout", type=_seconds, default=None, help="seconds to wait for TensorBoard (default 60)")
+    p.add_argument(
+        "--idle-timeout",
+        type=_idle,
+        default=None,
+        metavar="T",
+        help="stop the board after T without a request, e.g. 2h or 30m (default: never)",
+    )
     p.add_argument("--json", action="store_true", help="print the instance as JSON")
 
 
@@ -248,7 +256,14 @@ def cmd_start(args: argparse.Namespace) -> int:
     target = logdirs.resolve(logdir, args.logdir_spec)
     extra = logdirs.normalise_extra(args.extra)  # every usage error before the survey's note
     _survey_note(target)
-    inst = api.start(target, port=args.port, extra_args=extra, timeout=args.timeout, restart=args.restart)
+    inst = api.start(
+        target,
+        port=args.port,
+        extra_args=extra,
+        timeout=args.timeout,
+        restart=args.restart,
+        idle_timeout=args.idle_timeout,
+    )
     _print_started(inst, args.json)
     return EXIT_OK
 
@@ -281,9 +296,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     found = api.scan()
     if args.json:
-        print(json.dumps([fmt.instance_json(i) for i in found.instances], indent=1))
+        rows = [fmt.instance_json(i) for i in found.instances]
+        rows += [fmt.ended_json(n) for n in found.ended] + [fmt.standby_json(s) for s in found.standbys]
+        print(json.dumps(rows, indent=1))
     else:
-        print(fmt.table(found.instances))
+        print(fmt.table(found.instances, ended=found.ended, standbys=found.standbys))
     note = fmt.skipped(found.skipped)
     if note:
         sys.stderr.write(note + "\n")
@@ -302,11 +319,13 @@ def cmd_kill(args: argparse.Namespace) -> int:
                     "stopped": [fmt.instance_json(i) for i in report.stopped],
                     "cleaned": [fmt.instance_json(i) for i in report.cleaned],
                     "skipped": [fmt.skipped_json(s) for s in report.skipped],
+                    "standbys": [fmt.standby_json(s) for s in report.standbys],
+                    "ended": [fmt.ended_json(n) for n in report.ended],
                 }
             )
         )
         return EXIT_OK
-    print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
+    print(fmt.killed(report.stopped, report.cleaned, report.removed_logs, report.standbys, report.ended))
     note = fmt.skipped(report.skipped)
     if note:
         sys.stderr.write(note + "\n")
@@ -322,7 +341,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if args.no_start:
         return EXIT_OK
-    inst = api.start(str(root), port=args.port, extra_args=args.extra, timeout=args.timeout, restart=args.restart)
+    inst = api.start(
+        str(root),
+        port=args.port,
+        extra_args=args.extra,
+        timeout=args.timeout,
+        restart=args.restart,
+        idle_timeout=args.idle_timeout,
+    )
     _print_started(inst, args.json)
     if not args.json:
         print(f"stop it with: nbboard kill --port {inst.port}")

@@ -44,6 +44,8 @@ class BoardConfig:
     height: int = 800
     #: Tunnel provider when none is named: "auto", "ngrok" or "localtunnel".
     tunnel_provider: str = "auto"
+    #: A new board stops itself after serving no request for this long ("2h", or seconds); None: never.
+    idle_timeout: float | str | None = None
     #: Keep a standby (TensorBoard imported ahead of time) for the next board; see nbboard.standby.
     standby: bool = True
     #: Seconds an unused standby waits before it exits by itself.

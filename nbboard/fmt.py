@@ -8,7 +8,7 @@ from typing import Any
 
 from .discover import Discovery
 from .instance import Instance
-from .registry import Skipped
+from .registry import EndedRecord, Skipped, StandbyRecord
 from .tunnels.secrets import mask
 
 
@@ -36,12 +36,28 @@ def started(instance: Instance) -> str:
     return f"started TensorBoard{version} on port {instance.port} (pid {instance.pid}) for {instance.logdir}"
 
 
-def table(instances: Sequence[Instance], now: float | None = None, *, magic: bool = False) -> str:
-    """The ``list`` table; ``magic`` words its hints for ``%board`` instead of the shell."""
+def table(
+    instances: Sequence[Instance],
+    now: float | None = None,
+    *,
+    magic: bool = False,
+    ended: Sequence[EndedRecord] = (),
+    standbys: Sequence[StandbyRecord] = (),
+) -> str:
+    """The ``list`` table; ``magic`` words its hints for ``%board`` instead of the shell.
+
+    Below it: boards that stopped themselves (and why), and the standby waiting to become the next board.
+    """
+    now = time.time() if now is None else now
+    after = [f"ended {n.port}: {n.reason} ({duration(now - n.ended_at)} ago; pid {n.pid}, {n.logdir})" for n in ended]
+    after += [
+        f"standby: pid {s.pid}, TensorBoard imported and {'ready' if s.state == 'ready' else 'starting'} for the next "
+        f"board; exits after {duration(s.idle_timeout)} unused ({'%board kill' if magic else 'nbboard kill'} stops it)"
+        for s in standbys
+    ]
     if not instances:
         start = "%board --logdir DIR" if magic else "nbboard start --logdir DIR"
-        return f"no TensorBoard running (start one with: {start})"
-    now = time.time() if now is None else now
+        return "\n".join([f"no TensorBoard running (start one with: {start})", *after])
     rows = [("PORT", "PID", "STATUS", "UPTIME", "SOURCE", "LOGDIR", "URL")]
     for i in instances:
         rows.append(
@@ -62,10 +78,12 @@ def table(instances: Sequence[Instance], now: float | None = None, *, magic: boo
             lines.append(f"  stale {i.port}: {i.reason}")
         if i.tunnel is not None:
             lines.append(f"  tunnel {i.port}: {mask(i.tunnel.public_url, i.tunnel.auth)} ({i.tunnel.provider})")
+        if i.is_ours and i.record.idle_timeout:
+            lines.append(f"  idle {i.port}: stops itself after {duration(i.record.idle_timeout)} without a request")
     stale = sum(1 for i in instances if i.status == "stale")
     if stale:
         lines.append(f"{stale} stale record(s): clear them with: {'%board kill' if magic else 'nbboard kill'}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *after])
 
 
 def skipped(items: Sequence[Skipped], limit: int = 5) -> str:
@@ -78,9 +96,17 @@ def skipped(items: Sequence[Skipped], limit: int = 5) -> str:
     return "\n".join(lines)
 
 
-def killed(stopped: Sequence[Instance], cleaned: Sequence[Instance], removed_logs: int = 0) -> str:
+def killed(
+    stopped: Sequence[Instance],
+    cleaned: Sequence[Instance],
+    removed_logs: int = 0,
+    standbys: Sequence[StandbyRecord] = (),
+    ended: Sequence[EndedRecord] = (),
+) -> str:
     lines = [f"stopped TensorBoard on port {i.port} (pid {i.pid}, {i.source}) for {i.logdir}" for i in stopped]
     lines += [f"removed stale record: port {i.port}, pid {i.pid} ({i.source}): {i.reason}" for i in cleaned]
+    lines += [f"stopped the standby (pid {s.pid})" for s in standbys]
+    lines += [f"cleared the note of port {n.port} ({n.reason})" for n in ended]
     if removed_logs:
         lines.append(f"removed {removed_logs} old log file(s)")
     return "\n".join(lines) or "nothing to stop: no TensorBoard and no stale records"
@@ -110,6 +136,7 @@ def instance_json(instance: Instance) -> dict[str, Any]:
     if instance.is_ours:
         data["tcp_nodelay"] = {"applied": instance.record.nodelay, "detail": instance.record.nodelay_note}
         data["from_standby"] = instance.record.from_standby
+        data["idle_timeout_s"] = instance.record.idle_timeout
     if instance.tunnel is not None:
         data["tunnel"] = {
             "provider": instance.tunnel.provider,
@@ -119,6 +146,30 @@ def instance_json(instance: Instance) -> dict[str, Any]:
             "auth": instance.tunnel.auth,
         }
     return data
+
+
+def ended_json(note: EndedRecord) -> dict[str, Any]:
+    """A board that stopped itself, in ``list --json`` beside the boards: status "ended" and why."""
+    return {
+        "pid": note.pid,
+        "port": note.port,
+        "logdir": note.logdir,
+        "status": "ended",
+        "reason": note.reason,
+        "ended_at": note.ended_at,
+    }
+
+
+def standby_json(record: StandbyRecord) -> dict[str, Any]:
+    """The standby, in ``list --json``: status "standby" (it serves nothing until it becomes a board)."""
+    return {
+        "pid": record.pid,
+        "port": 0,
+        "logdir": "",
+        "status": "standby",
+        "state": record.state,
+        "log": record.log_path,
+    }
 
 
 def skipped_json(item: Skipped) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterable
 
 from .errors import UsageError
@@ -74,3 +75,17 @@ def closest(name: str, options: Iterable[str]) -> str | None:
     by_key = {key(o): o for o in options}
     match = difflib.get_close_matches(key(name), list(by_key), n=1, cutoff=0.75)
     return by_key[match[0]] if match else None
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: object, flag: str, example: str = "2h") -> float:
+    """``value`` ("2h", "30m", "90s", "1d", or plain seconds) as a positive number of seconds."""
+    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise UsageError(
+            f"invalid {flag} {value!r}: expected a duration such as 2h, 30m or 90s", f"e.g. {flag} {example}"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]

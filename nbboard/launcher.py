@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from . import liveness, procs, registry, serve
+from . import idle, liveness, procs, registry, serve
 from .registry import BoardRecord
 
 #: "TensorBoard 2.21.0 at http://127.0.0.1:41235/ (Press CTRL+C to quit)"
@@ -101,6 +101,7 @@ def launch(
     bind_publicly: bool = False,
     standby: bool = False,
     standby_hook: Callable[[], None] | None = None,
+    idle_timeout: float = 0.0,
 ) -> LaunchResult:
     """Start TensorBoard and wait for its HTTP API.
 
@@ -108,11 +109,15 @@ def launch(
     one, which is race-free where "find a free port, then pass it" is not;
     the port is read from TensorBoard's serving line. With ``standby`` a ready
     standby (:mod:`nbboard.standby`) becomes the board when there is one.
+    ``idle_timeout`` (seconds, 0 for never) needs nbboard's entry point, which
+    enforces it inside the board's process (:mod:`nbboard.idle`).
     """
     args = [*logdir_args, "--port", str(port or 0)]
     if not bind_publicly:
         args += ["--host", bind_host]
     args += list(extra)
+    if idle_timeout:
+        args.append(idle.flag(idle_timeout))
     template = BoardRecord(
         pid=1,
         port=port or 0,
@@ -124,6 +129,7 @@ def launch(
         argv=(),
         start_time=0,
         state="starting",
+        idle_timeout=idle_timeout,
     )
     ours = list(command) == serve.command()
     if standby and ours:
@@ -136,8 +142,10 @@ def launch(
     if ours and isinstance(result, Failed) and "No module named 'nbboard" in result.output_tail:
         # This interpreter cannot import nbboard on its own (a notebook's sys.path.insert): run TensorBoard plainly.
         registry.remove_log_file(result.log_path)
-        plain = dataclasses.replace(template, nodelay_note="nbboard.serve is not importable by the board's interpreter")
-        result = _launch([sys.executable, *PLAIN_COMMAND], args, plain, timeout)
+        plain = dataclasses.replace(
+            template, nodelay_note="nbboard.serve is not importable by the board's interpreter", idle_timeout=0.0
+        )
+        result = _launch([sys.executable, *PLAIN_COMMAND], idle.split_flag(args)[0], plain, timeout)
     return result
 
 

@@ -14,6 +14,7 @@ import time
 import psutil
 
 from . import procs
+from .idle import PROBE_HEADER
 from .instance import Instance
 from .registry import SOURCE_NBBOARD, BoardRecord
 
@@ -33,7 +34,8 @@ def answers(port: int, path_prefix: str = "", host: str = "127.0.0.1", timeout: 
     prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
     conn = http.client.HTTPConnection(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", f"{prefix}/data/environment")
+        # Marked as a probe: it must not count as someone using the board (see nbboard.idle).
+        conn.request("GET", f"{prefix}/data/environment", headers={PROBE_HEADER: "1"})
         resp = conn.getresponse()
         body = resp.read(4096)
         return resp.status == 200 and b"data_location" in body

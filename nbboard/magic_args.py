@@ -25,6 +25,7 @@ OWN_OPTIONS = {
     "port": True,
     "height": True,
     "timeout": True,
+    "idle_timeout": True,
     "restart": False,
     "no_display": False,
     "tunnel": None,  # an optional provider name
@@ -39,11 +40,12 @@ USAGE = """\
     --port N          serve on port N (default: a free one)
     --height PX       height of the inline board (default 800)
     --timeout S       seconds to wait for TensorBoard to answer (default 60)
+    --idle-timeout T  stop the board after T without a request, e.g. 2h (default: never)
     --restart         replace the running board for this logdir
     --no-display      print the link instead of showing the board
     --tunnel [ngrok|localtunnel]   also open a public link protected by a secret
     any other flag goes to TensorBoard, e.g. --samples_per_plugin scalars=500
-%board                 show the newest running board again
+%board                 show the newest running board again; with none, find logdirs under the working directory
 %board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next start or kill
 %board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)
 %board --help          this help"""
@@ -63,6 +65,7 @@ class BoardCommand:
     port: int | None = None
     height: int | None = None
     timeout: float | None = None
+    idle_timeout: float | None = None
     restart: bool = False
     display: bool = True
     tunnel: str | None = None
@@ -172,6 +175,7 @@ def parse(line: str) -> BoardCommand:
         port=_maybe(inputs.port, values.get("port")),
         height=_maybe(_height, values.get("height")),
         timeout=_maybe(inputs.seconds, values.get("timeout")),
+        idle_timeout=_maybe(_idle, values.get("idle_timeout")),
         restart=bool(values.get("restart")),
         display=not values.get("no_display"),
         tunnel=_opt_str(values.get("tunnel")),
@@ -186,6 +190,10 @@ T = TypeVar("T")
 
 def _maybe(parse: Callable[[object], T], value: object) -> T | None:
     return None if value is None else parse(value)
+
+
+def _idle(value: object) -> float:
+    return inputs.duration(value, "--idle-timeout")
 
 
 def _height(value: object) -> int:

@@ -34,6 +34,9 @@ class BoardMagics(Magics):
         help="Keep a standby: TensorBoard imported ahead of time in the background (from %load_ext, and after a "
         "board stops), so that the next board starts in a fraction of the time. NBBOARD_STANDBY=0 also turns it off.",
     ).tag(config=True)
+    idle_timeout = traitlets.Unicode(
+        "", help='Stop boards that served no request for this long, e.g. "2h" or "30m" (empty: never).'
+    ).tag(config=True)
     standby_idle = traitlets.Float(600.0, help="Seconds an unused standby waits before it exits by itself.").tag(
         config=True
     )
@@ -76,14 +79,14 @@ class BoardMagics(Magics):
             return
         if cmd.action == "list":
             found = api.scan()
-            print(fmt.table(found.instances, magic=True))
+            print(fmt.table(found.instances, magic=True, ended=found.ended, standbys=found.standbys))
             if found.skipped:
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
             target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
-            print(fmt.killed(report.stopped, report.cleaned, report.removed_logs))
+            print(fmt.killed(report.stopped, report.cleaned, report.removed_logs, report.standbys, report.ended))
             if report.stopped and (cmd.port, cmd.pid, cmd.logdir) != (None, None, None):
                 self.prepare_standby()  # a board stopped, another may follow; a bare kill clears everything
             return
@@ -100,6 +103,7 @@ class BoardMagics(Magics):
             start_timeout=self.start_timeout,
             height=self.height,
             tunnel_provider=self.tunnel_provider,
+            idle_timeout=self.idle_timeout or None,
             standby=self.standby,
             standby_idle=self.standby_idle,
             standby_hook=self._hurry_standby,
@@ -216,6 +220,7 @@ class BoardMagics(Magics):
             extra_args=extra,
             timeout=cmd.timeout,
             restart=cmd.restart,
+            idle_timeout=cmd.idle_timeout,
             config=self.board_config(),
         )
         pool.shutdown(wait=False)
@@ -305,6 +310,8 @@ def register(ipython: Any) -> None:
     magics = BoardMagics(ipython)
     ipython.register_magics(magics)
     _registered[id(ipython)] = magics
+    if isinstance(getattr(ipython, "configurables", None), list):
+        ipython.configurables.append(magics)  # %config BoardMagics.height = 600, as for IPython's own
     magics.prepare_standby(warm_display=True)
 
 
@@ -312,3 +319,5 @@ def unregister(ipython: Any) -> None:
     magics = _registered.pop(id(ipython), None)
     if magics is not None:
         ipython.magics_manager.magics["line"].pop("board", None)
+        if magics in getattr(ipython, "configurables", []):
+            ipython.configurables.remove(magics)

@@ -96,6 +96,7 @@ class BoardRecord:
       nodelay: TCP_NODELAY was set on its data server's sockets (see :mod:`nbboard.nodelay`).
       nodelay_note: on which sockets, or why not.
       from_standby: it was nbboard's standby before it became this board (its argv names no logdir).
+      idle_timeout: seconds without a request after which the board stops itself (0: never; see nbboard.idle).
       path: the record file (not stored).
     """
 
@@ -115,6 +116,7 @@ class BoardRecord:
     nodelay: bool = False
     nodelay_note: str = ""
     from_standby: bool = False
+    idle_timeout: float = 0.0
     path: str = field(default="", compare=False, metadata={"stored": False})
 
     @property
@@ -128,6 +130,25 @@ class BoardRecord:
             host = f"[{host}]"
         prefix = self.path_prefix.strip("/")
         return f"http://{host}:{self.port}/" + (f"{prefix}/" if prefix else "")
+
+
+@dataclass(frozen=True)
+class EndedRecord:
+    """A note a board leaves when it stops itself (``--idle-timeout``), so ``list`` can say why it is gone.
+
+    Attributes:
+      pid / port / logdir: the board that ended.
+      reason: for the user, e.g. "stopped after 2 h idle".
+      ended_at: epoch seconds.
+      path: the note file (not stored).
+    """
+
+    pid: int
+    port: int
+    logdir: str
+    reason: str
+    ended_at: int
+    path: str = field(default="", compare=False, metadata={"stored": False})
 
 
 @dataclass(frozen=True)
@@ -165,14 +186,14 @@ class StandbyRecord:
 # One codec for every record type, derived from the dataclass fields (as
 # TensorBoard's manager.py derives its info format from TensorBoardInfo).
 
-R = TypeVar("R", BoardRecord, TunnelRecord, StandbyRecord)
+R = TypeVar("R", BoardRecord, TunnelRecord, EndedRecord, StandbyRecord)
 
 
 def _stored_fields(cls: type) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)]
 
 
-def encode(record: BoardRecord | TunnelRecord | StandbyRecord) -> str:
+def encode(record: BoardRecord | TunnelRecord | StandbyRecord | EndedRecord) -> str:
     """The JSON text of a record: every stored field, tuples as lists, plus the schema number."""
     data: dict[str, Any] = {"schema": SCHEMA}
     for f in _stored_fields(type(record)):
@@ -227,8 +248,10 @@ def decode(cls: type[R], data: dict[str, Any], path: str = "") -> R:
     return record
 
 
-def _check_ranges(record: BoardRecord | TunnelRecord | StandbyRecord) -> None:
-    if isinstance(record, (BoardRecord, StandbyRecord)) and (record.pid <= 0 or not 0 <= record.port <= 65535):
+def _check_ranges(record: BoardRecord | TunnelRecord | StandbyRecord | EndedRecord) -> None:
+    if isinstance(record, (BoardRecord, StandbyRecord, EndedRecord)) and (
+        record.pid <= 0 or not 0 <= record.port <= 65535
+    ):
         raise ValueError("pid or port out of range")
     if isinstance(record, TunnelRecord) and (record.helper_pid <= 0 or record.board_pid <= 0):
         raise ValueError("pid out of range")
@@ -246,7 +269,7 @@ class Skipped:
 # Directory
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended")
 
 
 def ensure_home() -> Path:
@@ -573,6 +596,40 @@ def remove_standby(record: StandbyRecord) -> None:
         with contextlib.suppress(OSError):
             if not key.is_symlink():
                 key.unlink()
+
+
+# ---------------------------------------------------------------------------
+# Notes of boards that stopped themselves (see nbboard.idle)
+
+#: How long ``list`` keeps showing why a board ended.
+ENDED_KEPT = 24 * 3600
+
+
+def write_ended(note: EndedRecord) -> EndedRecord:
+    path = ensure_home() / "ended" / f"pid-{note.pid}.json"
+    write_private(path, encode(note))
+    return dataclasses.replace(note, path=str(path))
+
+
+def read_ended() -> tuple[list[EndedRecord], list[Skipped]]:
+    """Every note of a board that stopped itself, oldest first."""
+    found: list[EndedRecord] = []
+    skipped: list[Skipped] = []
+    for path in sorted((ensure_home() / "ended").glob("pid-*.json")):
+        try:
+            found.append(decode(EndedRecord, read_trusted_json(path), str(path)))
+        except ValueError as e:
+            skipped.append(Skipped(str(path), str(e)))
+    found.sort(key=lambda n: n.ended_at)
+    return found, skipped
+
+
+def remove_ended(note: EndedRecord) -> None:
+    path = Path(note.path) if note.path else None
+    if path is not None and RECORD_NAME.match(path.name) and path.parent == config.home() / "ended":
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                path.unlink()
 
 
 # ---------------------------------------------------------------------------

@@ -247,8 +247,13 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
     from absl import app
     from tensorboard.plugins import base_plugin
 
-    from . import nodelay
+    from . import idle, nodelay
 
+    args, idle_seconds = idle.split_flag(args)
+    if idle_seconds:
+        watchdog = idle.Watchdog(idle_seconds, idle.stop_this_board)
+        MIDDLEWARES.append(watchdog.middleware)
+        watchdog.start()
     tensorboard = tensorboard if tensorboard is not None else prepare()
     sys.argv = ["tensorboard", *args]
     code: Any = 0

@@ -174,6 +174,12 @@ def _live() -> list[tuple[StandbyRecord, psutil.Process]]:
     return alive
 
 
+def running() -> tuple[StandbyRecord, ...]:
+    """Standbys of this registry whose process is the recorded one (any interpreter), for ``list``."""
+    records, _ = registry.read_standbys()
+    return tuple(r for r in records if procs.find_launched(r.pid, r.create_time, r.argv)[0] is not None)
+
+
 def usable(record: StandbyRecord) -> str:
     """Why this start may not use ``record`` ("" if it may; :data:`STARTING` if it may soon)."""
     if record.state != "ready" or not record.port:

@@ -199,6 +199,12 @@ def test_demo_notebook_runs_top_to_bottom(isolated: Path, tmp_path: Path) -> Non
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in board)
     killed = "".join(o.get("text", "") for o in outputs["%board kill --logdir nbboard-demo/logs"])
     assert "stopped TensorBoard on port" in killed
+    # With no board running, `%board` alone found the demo's event files and started a board on them...
+    found = "".join(o.get("text", "") for o in outputs["%board"])
+    assert f"no logdir given; found event files in {tmp_path / 'nbboard-demo'}" in found
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs["%board"])
+    # ...which `%board kill` stopped, with the standby.
+    assert "stopped TensorBoard on port" in "".join(o.get("text", "") for o in outputs["%board kill"])
     assert nbboard.list() == []
 
 

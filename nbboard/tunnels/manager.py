@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from .. import procs, registry
+from .. import inputs, procs, registry
 from ..errors import TunnelError, UsageError
 from ..instance import Instance
 from ..registry import TunnelRecord
@@ -31,7 +31,6 @@ from .secrets import new_secret
 
 PROVIDERS = providers.NAMES
 OPEN_TIMEOUT = 30.0
-_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,7 @@ def parse_ttl(text: str | float | None) -> float | None:
     """ "2h", "30m", "90s", "1d" or seconds → seconds; None for no expiry."""
     if text is None or text == "":
         return None
-    match = _TTL.match(str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"invalid --ttl {text!r}", "e.g. --ttl 2h, --ttl 30m, --ttl 90s")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+    return inputs.duration(text, "--ttl")
 
 
 def choose_provider(provider: str | None) -> tuple[str, str]:
