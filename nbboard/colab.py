@@ -77,14 +77,8 @@ class ColabView(traitlets.HasTraits):
     def show(self, instance: Instance) -> None:
         """Point the board at a running instance."""
         with self.hold_sync():
-            self.port = instance.port
-            self.pid = instance.pid
-            self.logdir = instance.logdir
-            self.path_prefix = instance.path_prefix
-            self.started_at = float(instance.start_time)
-            self.error = ""
-            self.note = ""
-            self.status = "running" if instance.status == "running" else instance.status
+            for name, value in instance.board_state().items():
+                setattr(self, name, value)
 
     def fail(self, message: str) -> None:
         with self.hold_sync():

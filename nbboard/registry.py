@@ -566,36 +566,49 @@ def standby_path(pid: int) -> Path:
     return ensure_home() / "standby" / f"pid-{pid}.json"
 
 
-def write_standby(record: StandbyRecord) -> StandbyRecord:
-    path = standby_path(record.pid)
+#: The records kept one file per pid in a directory of their own.
+N = TypeVar("N", StandbyRecord, EndedRecord)
+
+
+def _write_note(subdir: str, record: N) -> N:
+    path = ensure_home() / subdir / f"pid-{record.pid}.json"
     write_private(path, encode(record))
     return dataclasses.replace(record, path=str(path))
 
 
-def read_standbys() -> tuple[list[StandbyRecord], list[Skipped]]:
-    """Every standby record, oldest pid file first."""
-    found: list[StandbyRecord] = []
+def _read_notes(cls: type[N], subdir: str) -> tuple[list[N], list[Skipped]]:
+    found: list[N] = []
     skipped: list[Skipped] = []
-    for path in sorted((ensure_home() / "standby").glob("pid-*.json")):
+    for path in sorted((ensure_home() / subdir).glob("pid-*.json")):
         try:
-            found.append(decode(StandbyRecord, read_trusted_json(path), str(path)))
+            found.append(decode(cls, read_trusted_json(path), str(path)))
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
     return found, skipped
 
 
-def remove_standby(record: StandbyRecord) -> None:
-    """Delete a standby's record and its key file (only files of the names nbboard gives them, in its directories)."""
-    path = Path(record.path) if record.path else None
-    if path is not None and RECORD_NAME.match(path.name) and path.parent == config.home() / "standby":
+def _remove_ours(path_text: str, subdir: str, name: re.Pattern[str]) -> None:
+    """Unlink a file only if it has a name nbboard gives, in the directory nbboard keeps it in."""
+    path = Path(path_text) if path_text else None
+    if path is not None and name.match(path.name) and path.parent == config.home() / subdir:
         with contextlib.suppress(OSError):
             if not path.is_symlink():
                 path.unlink()
-    key = Path(record.secret_file) if record.secret_file else None
-    if key is not None and STANDBY_KEY_NAME.match(key.name) and key.parent == config.home() / "secrets":
-        with contextlib.suppress(OSError):
-            if not key.is_symlink():
-                key.unlink()
+
+
+def write_standby(record: StandbyRecord) -> StandbyRecord:
+    return _write_note("standby", record)
+
+
+def read_standbys() -> tuple[list[StandbyRecord], list[Skipped]]:
+    """Every standby record, oldest pid file first."""
+    return _read_notes(StandbyRecord, "standby")
+
+
+def remove_standby(record: StandbyRecord) -> None:
+    """Delete a standby's record and its key file."""
+    _remove_ours(record.path, "standby", RECORD_NAME)
+    _remove_ours(record.secret_file, "secrets", STANDBY_KEY_NAME)
 
 
 # ---------------------------------------------------------------------------
@@ -606,30 +619,17 @@ ENDED_KEPT = 24 * 3600
 
 
 def write_ended(note: EndedRecord) -> EndedRecord:
-    path = ensure_home() / "ended" / f"pid-{note.pid}.json"
-    write_private(path, encode(note))
-    return dataclasses.replace(note, path=str(path))
+    return _write_note("ended", note)
 
 
 def read_ended() -> tuple[list[EndedRecord], list[Skipped]]:
     """Every note of a board that stopped itself, oldest first."""
-    found: list[EndedRecord] = []
-    skipped: list[Skipped] = []
-    for path in sorted((ensure_home() / "ended").glob("pid-*.json")):
-        try:
-            found.append(decode(EndedRecord, read_trusted_json(path), str(path)))
-        except ValueError as e:
-            skipped.append(Skipped(str(path), str(e)))
-    found.sort(key=lambda n: n.ended_at)
-    return found, skipped
+    found, skipped = _read_notes(EndedRecord, "ended")
+    return sorted(found, key=lambda n: n.ended_at), skipped
 
 
 def remove_ended(note: EndedRecord) -> None:
-    path = Path(note.path) if note.path else None
-    if path is not None and RECORD_NAME.match(path.name) and path.parent == config.home() / "ended":
-        with contextlib.suppress(OSError):
-            if not path.is_symlink():
-                path.unlink()
+    _remove_ours(note.path, "ended", RECORD_NAME)
 
 
 # ---------------------------------------------------------------------------
