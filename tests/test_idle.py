@@ -76,6 +76,7 @@ def test_the_board_needs_no_kernel(isolated: Path, tmp_path: Path, demo_logs: Pa
         assert reply["status"] == "ok"
         (inst,) = nbboard.list()
         assert inst.record.idle_timeout == 3
+        assert inst.record.from_standby  # the standby %load_ext started became this board, and enforces it too
     finally:
         kernel.shutdown()  # the notebook is closed; the board runs on, detached
     assert psutil.pid_exists(inst.pid)
