@@ -170,6 +170,31 @@ def test_helper_closes_the_tunnel_when_tensorboard_dies_or_ttl_ends(
     helper.wait(15)
 
 
+def test_an_idle_board_behind_a_tunnel(lt: LocaltunnelServer, demo_logs: Path) -> None:
+    """The owner's visits through the public link keep an --idle-timeout board alive; the helper's own checks and
+    tokenless visitors (answered by the gate, never forwarded) do not; when the board stops itself the tunnel closes."""
+    started = nbboard_cli("start", "--logdir", str(demo_logs), "--idle-timeout", "4s", "--json")
+    assert started.returncode == 0, started.stderr
+    url = _open(demo_logs)["url"]
+    (inst,) = nbboard.list()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    cookies = _login(lt, url)
+    until = time.monotonic() + 7
+    while time.monotonic() < until:  # past the idle time, with the owner looking
+        assert lt.get(url, SCALARS, cookies=cookies).status_code == 200
+        time.sleep(1)
+    assert nbboard.list()[0].status == "running"
+    stranger_until = time.monotonic() + 12
+    while time.monotonic() < stranger_until and psutil.pid_exists(inst.pid):
+        assert lt.get(url, SCALARS).status_code == 401
+        time.sleep(0.5)
+    helper.wait(15)
+    assert not psutil.pid_exists(inst.pid) or psutil.Process(inst.pid).status() == psutil.STATUS_ZOMBIE
+    assert nbboard.list() == []
+    (note,) = nbboard.scan().ended
+    assert note.reason == "stopped after 4 s idle"
+
+
 def test_tunnel_in_headless_chromium(lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path, artifacts: Path) -> None:
     url = _open(demo_logs)["url"]
     with chromium(tmp_path, (f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1:{lt.port}",)) as browser:
