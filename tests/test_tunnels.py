@@ -195,6 +195,26 @@ def test_an_idle_board_behind_a_tunnel(lt: LocaltunnelServer, demo_logs: Path) -
     assert note.reason == "stopped after 4 s idle"
 
 
+def test_a_board_that_stalls_for_a_while_keeps_its_tunnel(lt: LocaltunnelServer, demo_logs: Path) -> None:
+    """A board that misses the helper's checks for a few seconds (here SIGSTOPped; on a machine busy with training,
+    a TensorBoard reloading a large logdir) keeps its public link: only a board whose process is gone, or that stays
+    silent for longer than SILENCE_ALLOWED, closes it."""
+    url = _open(demo_logs)["url"]
+    (inst,) = nbboard.list()
+    helper = psutil.Process(inst.tunnel.helper_pid)
+    cookies = _login(lt, url)
+    board = psutil.Process(inst.pid)
+    board.suspend()
+    try:
+        time.sleep(7)  # three of the helper's checks go unanswered
+    finally:
+        board.resume()
+    assert helper.is_running()
+    assert lt.get(url, SCALARS, cookies=cookies).status_code == 200
+    (after,) = nbboard.list()
+    assert after.tunnel is not None and after.tunnel.helper_pid == helper.pid
+
+
 def test_tunnel_in_headless_chromium(lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path, artifacts: Path) -> None:
     url = _open(demo_logs)["url"]
     with chromium(tmp_path, (f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1:{lt.port}",)) as browser:

@@ -211,6 +211,8 @@ class Gate:
         self.on_request: Callable[[], None] | None = None
         #: Connections without an authorised request yet, oldest first (see MAX_PENDING).
         self._pending: collections.OrderedDict[int, asyncio.StreamWriter] = collections.OrderedDict()
+        #: Every open connection, authenticated or not: closing the gate ends them all at once.
+        self._connections: set[asyncio.StreamWriter] = set()
         self.evicted = 0
 
     @property
@@ -235,7 +237,7 @@ class Gate:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-            for writer in list(self._pending.values()):
+            for writer in list(self._connections):
                 writer.transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 5)
@@ -257,6 +259,7 @@ class Gate:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._admit(writer)
+        self._connections.add(writer)
         trusted = False
         try:
             while True:
@@ -293,6 +296,7 @@ class Gate:
             log.exception("unexpected error serving a connection")
         finally:
             self._pending.pop(id(writer), None)
+            self._connections.discard(writer)
             if writer.transport.get_write_buffer_size():
                 writer.transport.abort()  # a visitor that stopped reading: do not wait for it
             else:

@@ -30,6 +30,10 @@ from .gate import Gate
 
 log = logging.getLogger("nbboard.helper")
 CHECK_INTERVAL = 2.0
+#: How long the board's process may stay alive without answering before the tunnel gives up on it. A board
+#: reloading a large logdir on a machine busy with training can miss a probe or two; that is no reason to
+#: take the owner's public link away. A board whose process is gone closes the tunnel at the next check.
+SILENCE_ALLOWED = 30.0
 
 
 def _status(path: str, **data: Any) -> None:
@@ -75,6 +79,7 @@ async def _run(spec: dict[str, Any]) -> int:
         "tunnel ready: %s -> gate 127.0.0.1:%d -> TensorBoard 127.0.0.1:%d", public_url, gate_port, spec["board_port"]
     )
     board_argv = tuple(spec.get("board_argv") or ())
+    last_answer = time.monotonic()
     try:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
@@ -85,15 +90,20 @@ async def _run(spec: dict[str, Any]) -> int:
             proc, why = await asyncio.to_thread(
                 procs.find_launched, spec["board_pid"], spec["board_create_time"], board_argv
             )
-            if proc is None or not await asyncio.to_thread(
-                liveness.answers, spec["board_port"], spec.get("board_path_prefix", "")
-            ):
-                log.info("TensorBoard is gone (%s): closing the tunnel", why or "not answering")
+            if proc is None:
+                log.info("TensorBoard is gone (%s): closing the tunnel", why)
+                break
+            if await asyncio.to_thread(liveness.answers, spec["board_port"], spec.get("board_path_prefix", "")):
+                last_answer = time.monotonic()
+            elif time.monotonic() - last_answer > SILENCE_ALLOWED:
+                log.info("TensorBoard has not answered for %.0f s: closing the tunnel", SILENCE_ALLOWED)
                 break
     finally:
+        closing = time.monotonic()
         with contextlib.suppress(Exception):
             await close()
         await gate.close()
+        log.info("tunnel closed in %.2f s", time.monotonic() - closing)
     return 0
 
 

@@ -225,9 +225,12 @@ class LocalTunnelClient:
             self._recycling.discard(remote_w)
             if local_w is not None:
                 local_w.close()
-            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(remote_w.drain(), 5)
-            remote_w.close()
+            if self._stopping.is_set():
+                remote_w.transport.abort()  # the tunnel is closing: nothing left to deliver
+            else:
+                with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+                    await asyncio.wait_for(remote_w.drain(), 5)
+                remote_w.close()
 
     async def _recycle(self) -> None:
         """While the tunnel is silent, replace the connections that wait for the server (all but the newest).
