@@ -105,7 +105,7 @@ def start(
     seconds = inputs.seconds(cfg.start_timeout if timeout is None else timeout)
     port = None if port is None else inputs.port(port)
     idle = idle_timeout if idle_timeout is not None else cfg.idle_timeout
-    idle_seconds = inputs.duration(idle, "--idle-timeout") if idle not in (None, "", 0) else 0.0
+    idle_seconds = inputs.idle_timeout(idle) if idle not in (None, "", 0) else 0.0
     target = logdir if isinstance(logdir, Logdir) else logdirs.resolve(logdir, logdir_spec)
     extra = logdirs.normalise_extra(extra_args)
     command = launcher.tensorboard_command()

@@ -72,7 +72,7 @@ def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 _port = _typed(inputs.port)
 _pid = _typed(inputs.pid)
 _seconds = _typed(inputs.seconds)
-_idle = _typed(lambda text: inputs.duration(text, "--idle-timeout"))
+_idle = _typed(inputs.idle_timeout)
 
 
 def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:

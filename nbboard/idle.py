@@ -51,9 +51,13 @@ class Watchdog:
     def __init__(self, timeout: float, on_idle: Callable[[float], None]) -> None:
         self.timeout = timeout
         self.on_idle = on_idle
-        self.last = time.monotonic()  # a board nobody ever opens is idle from its start
+        self.last = time.monotonic()  # a board nobody ever opens is idle from the moment it serves
 
     def middleware(self, app: Any) -> Any:
+        """Wrap TensorBoard's app; the idle clock starts now, as TensorBoard is about to serve."""
+        self.last = time.monotonic()
+        self.start()
+
         def noting(environ: dict[str, Any], start_response: Any) -> Any:
             if not environ.get("HTTP_" + PROBE_HEADER.upper().replace("-", "_")):
                 self.last = time.monotonic()

@@ -89,3 +89,14 @@ def duration(value: object, flag: str, example: str = "2h") -> float:
             f"invalid {flag} {value!r}: expected a duration such as 2h, 30m or 90s", f"e.g. {flag} {example}"
         )
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def idle_timeout(value: object) -> float:
+    """``--idle-timeout`` in seconds: a duration of at least a second (a board must live long enough to be seen)."""
+    seconds = duration(value, "--idle-timeout")
+    if seconds < 1:
+        raise UsageError(
+            f"invalid --idle-timeout {value!r}: under a second, the board would stop as it starts",
+            "e.g. --idle-timeout 2h",
+        )
+    return seconds

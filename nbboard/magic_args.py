@@ -175,7 +175,7 @@ def parse(line: str) -> BoardCommand:
         port=_maybe(inputs.port, values.get("port")),
         height=_maybe(_height, values.get("height")),
         timeout=_maybe(inputs.seconds, values.get("timeout")),
-        idle_timeout=_maybe(_idle, values.get("idle_timeout")),
+        idle_timeout=_maybe(inputs.idle_timeout, values.get("idle_timeout")),
         restart=bool(values.get("restart")),
         display=not values.get("no_display"),
         tunnel=_opt_str(values.get("tunnel")),
@@ -190,10 +190,6 @@ T = TypeVar("T")
 
 def _maybe(parse: Callable[[object], T], value: object) -> T | None:
     return None if value is None else parse(value)
-
-
-def _idle(value: object) -> float:
-    return inputs.duration(value, "--idle-timeout")
 
 
 def _height(value: object) -> int:

@@ -252,8 +252,7 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
     args, idle_seconds = idle.split_flag(args)
     if idle_seconds:
         watchdog = idle.Watchdog(idle_seconds, idle.stop_this_board)
-        MIDDLEWARES.append(watchdog.middleware)
-        watchdog.start()
+        MIDDLEWARES.append(watchdog.middleware)  # its clock starts once TensorBoard builds its app
     tensorboard = tensorboard if tensorboard is not None else prepare()
     sys.argv = ["tensorboard", *args]
     code: Any = 0

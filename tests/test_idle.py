@@ -97,7 +97,7 @@ def test_configured_in_ipython(isolated: Path, tmp_path: Path, demo_logs: Path) 
         kernel.shutdown()
 
 
-@pytest.mark.parametrize("value", ["0", "abc", "-5", "2x", "nan"])
+@pytest.mark.parametrize("value", ["0", "abc", "-5", "2x", "nan", "0.5s"])
 def test_bad_values_are_one_clear_line(isolated: Path, demo_logs: Path, value: str) -> None:
     result = nbboard_cli("start", "--logdir", str(demo_logs), "--idle-timeout", value)
     assert result.returncode == 2
