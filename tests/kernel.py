@@ -28,7 +28,7 @@ class Kernel:
     ) -> list[dict[str, Any]]:
         """Execute ``code``; returns its iopub outputs (streams, display data, errors), each also handed to
         ``on_output`` as it arrives."""
-        return self._outputs(self.kc.execute(code), code, timeout, on_output)
+        return self._outputs(self.kc.execute(code, stop_on_error=False), code, timeout, on_output)
 
     def _outputs(
         self, msg_id: str, code: str, timeout: float, on_output: Callable[[dict[str, Any]], None] | None = None
@@ -63,7 +63,9 @@ class Kernel:
         The reply's ``status`` ("ok" or "error", with ``ename``) is what marks a notebook cell failed:
         nbclient raises on it and "Run all" stops there.
         """
-        msg_id = self.kc.execute(code)
+        # One cell at a time, as a user runs them: a failed cell must not abort the next request, which
+        # ipykernel 6 does (stop_on_error) to any request that arrives within a moment of the failure.
+        msg_id = self.kc.execute(code, stop_on_error=False)
         outputs = self._outputs(msg_id, code, timeout)
         while True:
             reply = self.kc.get_shell_msg(timeout=timeout)
