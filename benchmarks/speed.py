@@ -261,16 +261,6 @@ def _toggled_control(logdir: Path, requests_per_series: int) -> dict[bool, dict[
 # ---------------------------------------------------------------------------
 # The first chart in a real browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Scalar cards whose chart has drawn a line (SVG renderer: a path with line segments, not a mat-icon):
 #: at least ``want`` of them, and with ``want`` 0 every card the page shows (TensorBoard expands two groups).
 DRAWN = """(want) => {
@@ -288,10 +278,9 @@ DATA_TIMING = """() => performance.getEntriesByType('resource')
 
 
 def bench_browser(reps: int) -> None:
-    from playwright.sync_api import sync_playwright
+    from tests.browser import chromium  # the suite's launcher: Debian's chromium, the same flags, a private profile
 
     logdir = write_series_logdir(WORK / "series")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(WORK / "xdg-config"), "XDG_CACHE_HOME": str(WORK / "xdg-cache")}
     rows = (
         "first visit: first chart drawn",
         "first visit: every shown chart drawn",
@@ -300,8 +289,7 @@ def bench_browser(reps: int) -> None:
         "the page's chart-data requests (`timeSeries`), p50 as the browser timed them",
     )
     got: dict[str, dict[str, list[float]]] = {kind: {row: [] for row in rows} for kind in ("nbboard", "bare")}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, env=env)
+    with chromium(WORK) as browser:
 
         def visit(page: Any, url: str) -> tuple[float, float, list[float]]:
             page.goto("about:blank")
@@ -330,7 +318,6 @@ def bench_browser(reps: int) -> None:
                     for row, value in zip(rows, (first, every, again, every_again), strict=False):
                         got[kind][row].append(value)
                     got[kind][rows[4]] += data + data_again
-        browser.close()
     lines = [
         "Headless Chromium (`/usr/bin/chromium` via Playwright), a fresh browser context per board, opens",
         f"`<board>/?forceSVG=true#timeseries` on a fresh board of the series logdir (3 runs × {len(TAGS)} tags, default",
