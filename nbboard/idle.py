@@ -51,7 +51,7 @@ class Watchdog:
     def __init__(self, timeout: float, on_idle: Callable[[float], None]) -> None:
         self.timeout = timeout
         self.on_idle = on_idle
-        self.last = time.monotonic()  # a board nobody ever opens is idle from the moment it serves
+        self.last = time.monotonic()  # reset by middleware(): a board nobody opens is idle from when it serves
 
     def middleware(self, app: Any) -> Any:
         """Wrap TensorBoard's app; the idle clock starts now, as TensorBoard is about to serve."""
@@ -82,13 +82,12 @@ def stop_this_board(timeout: float) -> None:
     """Leave the note ``nbboard list`` shows, drop this board's record, stop its data server and exit."""
     import psutil
 
-    from . import fmt, registry
-    from .registry import BoardRecord, EndedRecord
+    from . import fmt, procs, registry
+    from .registry import EndedRecord
 
     reason = f"stopped after {fmt.duration(timeout)} idle"
     with contextlib.suppress(ValueError, OSError, registry.RegistryError):
-        path = registry.record_path(os.getpid())
-        record = registry.decode(BoardRecord, registry.read_trusted_json(path), str(path))
+        record = registry.read_board(registry.record_path(os.getpid()))
         registry.write_ended(
             EndedRecord(
                 pid=record.pid, port=record.port, logdir=record.logdir, reason=reason, ended_at=int(time.time())
@@ -99,12 +98,5 @@ def stop_this_board(timeout: float) -> None:
     with contextlib.suppress(OSError):  # os._exit skips TensorBoard's own atexit clean-up of its info file
         os.unlink(registry.tensorboard_info_dir() / f"pid-{os.getpid()}.info")
     print(f"nbboard: {reason}: TensorBoard exits", flush=True)
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=2)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+    procs.terminate_trees(psutil.Process().children())  # the data server goes with its board
     os._exit(0)

@@ -284,7 +284,7 @@ def learn_port(record: BoardRecord) -> BoardRecord:
     if learned == record:
         return record
     with contextlib.suppress(ValueError, OSError):
-        current = registry.decode(BoardRecord, registry.read_trusted_json(Path(record.path)), record.path)
+        current = registry.read_board(Path(record.path))
         if current.port and current.version:
             return current  # its starter is alive and got there first
     return registry.write(learned)

@@ -491,6 +491,11 @@ def read_trusted_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_board(path: Path) -> BoardRecord:
+    """One board record file (ValueError if it is not one nbboard would trust)."""
+    return decode(BoardRecord, read_trusted_json(path), str(path))
+
+
 def read_all() -> tuple[list[BoardRecord], list[Skipped]]:
     """Every readable nbboard record, and the files that were skipped."""
     found: list[BoardRecord] = []
@@ -504,7 +509,7 @@ def read_all() -> tuple[list[BoardRecord], list[Skipped]]:
             continue
         path = Path(entry.path)
         try:
-            record = decode(BoardRecord, read_trusted_json(path), str(path))
+            record = read_board(path)
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e)))
             continue

@@ -161,12 +161,13 @@ def _spawn(idle: float) -> StandbyRecord:
     return record
 
 
-def _live() -> list[tuple[StandbyRecord, psutil.Process]]:
-    """Standby records for this interpreter and nbboard whose process is the recorded one (ready or
-    starting), newest first. Another interpreter's standby is left alone: it serves its own starts."""
+def _live(any_interpreter: bool = False) -> list[tuple[StandbyRecord, psutil.Process]]:
+    """Standby records whose process is the recorded one (ready or starting), newest first; only this
+    interpreter's and nbboard's unless ``any_interpreter``. Another interpreter's standby is left alone:
+    it serves its own starts."""
     records, _ = registry.read_standbys()
     alive = []
-    mine = [r for r in records if r.python == sys.executable and r.version == __version__]
+    mine = [r for r in records if any_interpreter or (r.python == sys.executable and r.version == __version__)]
     for record in sorted(mine, key=lambda r: r.start_time, reverse=True):
         proc = procs.find_launched(record.pid, record.create_time, record.argv)[0]
         if proc is not None:
@@ -176,8 +177,7 @@ def _live() -> list[tuple[StandbyRecord, psutil.Process]]:
 
 def running() -> tuple[StandbyRecord, ...]:
     """Standbys of this registry whose process is the recorded one (any interpreter), for ``list``."""
-    records, _ = registry.read_standbys()
-    return tuple(r for r in records if procs.find_launched(r.pid, r.create_time, r.argv)[0] is not None)
+    return tuple(record for record, _ in _live(any_interpreter=True))
 
 
 def usable(record: StandbyRecord) -> str:
