@@ -5,6 +5,7 @@ Fixtures live in conftest.py; everything here is a plain function or constant.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,6 +119,22 @@ def nbboard_cli(*args: str, cwd: str | Path | None = None, timeout: float = 120)
         timeout=timeout,
         env=os.environ.copy(),
     )
+
+
+def concurrent_starts(logdir: Path, n: int, timeout: float = 180) -> list[dict]:
+    """Run ``n`` real ``nbboard start --json`` commands at once for ``logdir``; each must succeed. Their JSON."""
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nbboard", "start", "--logdir", str(logdir), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    outs = [p.communicate(timeout=timeout) for p in starters]
+    assert all(p.returncode == 0 for p in starters), [o[1] for o in outs]
+    return [json.loads(o[0]) for o in outs]
 
 
 def plant_record(pid: int, create_time: float, argv: list[str], port: int = 1, logdir: str = "/planted") -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 import nbboard
 from nbboard import cli, registry
-from tests.helpers import nbboard_cli, plant_record, tensorboards_serving
+from tests.helpers import concurrent_starts, nbboard_cli, plant_record, tensorboards_serving
 
 _plant = plant_record
 
@@ -161,19 +161,9 @@ def timedelta_s(seconds: float):  # type: ignore[no-untyped-def]
 
 
 def test_concurrent_starts_of_one_logdir_launch_one_board(isolated: Path, demo_logs: Path) -> None:
-    starters = [
-        subprocess.Popen(
-            [sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(5)
-    ]
-    outs = [p.communicate(timeout=120) for p in starters]
-    assert all(p.returncode == 0 for p in starters), [o[1] for o in outs]
-    pids = {json.loads(o[0])["pid"] for o in outs}
+    started = concurrent_starts(demo_logs, 5, timeout=120)
+    pids = {s["pid"] for s in started}
     assert len(pids) == 1
-    assert sum(json.loads(o[0])["reused"] for o in outs) == 4
+    assert sum(s["reused"] for s in started) == 4
     assert len(tensorboards_serving(demo_logs)) == 1
     assert len(list(registry.boards_dir().glob("pid-*.json"))) == 1

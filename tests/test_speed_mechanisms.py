@@ -29,7 +29,7 @@ import nbboard
 from nbboard import api, nodelay, registry, serve, standby
 from nbboard.config import BoardConfig
 from nbboard.registry import StandbyRecord
-from tests.helpers import nbboard_cli, tensorboards_serving, tensorboards_under
+from tests.helpers import concurrent_starts, nbboard_cli, tensorboards_serving, tensorboards_under
 from tests.kernel import Kernel, widget_state
 
 LINUX = sys.platform.startswith("linux")
@@ -526,18 +526,7 @@ def test_a_hand_off_nobody_records_stops_itself(isolated: Path) -> None:
 
 def test_eight_concurrent_starts_with_a_standby_make_one_board(isolated: Path, demo_logs: Path) -> None:
     ready = _ready_standby()
-    starts = [
-        subprocess.Popen(
-            [sys.executable, "-m", "nbboard", "start", "--logdir", str(demo_logs), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    outs = [p.communicate(timeout=180) for p in starts]
-    assert all(p.returncode == 0 for p in starts), [o[1] for o in outs]
-    assert {json.loads(o[0])["pid"] for o in outs} == {ready.pid}
+    assert {s["pid"] for s in concurrent_starts(demo_logs, 8)} == {ready.pid}
     assert [p.pid for p in tensorboards_serving(demo_logs)] == [ready.pid]
 
 
