@@ -118,7 +118,7 @@ def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def _state(inst: nbboard.Instance, **overrides: object) -> dict:
     """The synced state the kernel would send for a running board."""
     state = {"status": "running", "port": inst.port, "pid": inst.pid, "logdir": inst.logdir, "height": 500}
-    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_url="")
+    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_open=False)
     return {**state, **overrides}
 
 
