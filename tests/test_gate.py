@@ -583,7 +583,10 @@ def test_over_https_the_cookie_is_a_host_cookie(echo: int) -> None:
         name, _, value = attrs[0].partition("=")
         assert name == "__Host-nbboard_auth" and value == g.gate.auth.cookie
         assert "Secure" in attrs and "Path=/" in attrs and not any(a.lower().startswith("domain") for a in attrs)
-        jar = f"{COOKIE}=tossed; __Host-nbboard_auth={value}; other=kept"
+        from nbboard.tunnels.auth import MAX_COOKIES
+
+        tossed = "; ".join(f"{COOKIE}=tossed{i}" for i in range(MAX_COOKIES + 5))  # however many plain ones
+        jar = f"{tossed}; __Host-nbboard_auth={value}; other=kept"
         resp = requests.get(g.url + "/in", headers={"Cookie": jar}, timeout=10)
         assert resp.status_code == 200 and resp.json()["headers"]["Cookie"] == "other=kept"
     finally:

@@ -97,7 +97,7 @@ class Auth:
         if offered:
             # Any valid one will do: a tossed cookie (see MAX_COOKIES) must not lock the owner out.
             ok = False
-            for value in offered[:MAX_COOKIES]:
+            for value in offered:
                 ok |= _same(value, self.cookie)  # no early exit: every offered value costs the same
             return OK if ok else Verdict("wrong", why="wrong or expired cookie")
         return Verdict("deny", why="no credentials")
@@ -172,16 +172,20 @@ _NAMES = (COOKIE, HOST_COOKIE)
 
 
 def _cookies(headers: Sequence[tuple[str, str]]) -> list[str]:
-    """The values of every cookie named like the gate's, in the order the browser sent them."""
-    values = []
+    """The values to try: every ``__Host-`` one (no other host can set those), then the plain ones, each kind
+    bounded by MAX_COOKIES, in the order the browser sent them."""
+    hosts: list[str] = []
+    plain: list[str] = []
     for name, value in headers:
         if name.lower() != "cookie":
             continue
         for part in value.split(";"):
             key, _, val = part.strip().partition("=")
-            if key in _NAMES:
-                values.append(val)
-    return values
+            if key == HOST_COOKIE:
+                hosts.append(val)
+            elif key == COOKIE:
+                plain.append(val)
+    return hosts[:MAX_COOKIES] + plain[:MAX_COOKIES]
 
 
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
