@@ -204,6 +204,7 @@ def test_addresses_that_make_no_sense_are_refused(liar: Liar, demo_logs: Path, n
     result = _tunnel(liar, demo_logs)
     assert result.returncode == 1 and "localtunnel server" in result.stderr, result.stderr
     assert not any(c in result.stderr for c in CONTROL)
+    assert nbboard.list()[0].tunnel is None
 
 
 def test_a_public_server_may_not_aim_the_tunnel_at_local_addresses() -> None:
