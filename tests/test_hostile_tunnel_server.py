@@ -230,6 +230,7 @@ def test_a_public_server_may_not_aim_the_tunnel_at_local_addresses() -> None:
         for a in table
     }
     assert got == table
+    assert remote_allowed(None, ipaddress.ip_address("8.8.8.8")) and not remote_allowed(None, private)
 
 
 def test_a_loopback_server_may_name_loopback(liar: Liar, demo_logs: Path) -> None:

@@ -96,7 +96,7 @@ def _remote_address(base: str, server_host: str, named: object) -> str:
         raise TunnelError(f"the localtunnel server {base} named a malformed tunnel address")
     remote = _resolve(named)
     server = _resolve(server_host, strict_as_server=True)
-    if remote is None or server is None or not remote_allowed(server, remote):
+    if remote is None or not remote_allowed(server, remote):
         raise TunnelError(
             f"the localtunnel server {base} aimed the tunnel at {links.printable(named, 60)}, "
             "an address that makes no sense for it (a server on the internet naming a local or private address)",
@@ -136,12 +136,13 @@ def _locality(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
 
 
 def remote_allowed(
-    server: ipaddress.IPv4Address | ipaddress.IPv6Address, remote: ipaddress.IPv4Address | ipaddress.IPv6Address
+    server: ipaddress.IPv4Address | ipaddress.IPv6Address | None, remote: ipaddress.IPv4Address | ipaddress.IPv6Address
 ) -> bool:
     """May a server at ``server`` aim the tunnel at ``remote``? Never at an unspecified, multicast or reserved
-    address; otherwise at one no more local than the server itself."""
+    address; otherwise at one no more local than the server itself (``None``: the server's own address is
+    unknown here, behind a proxy say, and it counts as public)."""
     rank = _locality(remote)
-    return rank >= 0 and rank >= max(_locality(server), _LOOPBACK)
+    return rank >= 0 and rank >= max(_GLOBAL if server is None else _locality(server), _LOOPBACK)
 
 
 def _cause(e: Exception, timeout: float) -> str:
