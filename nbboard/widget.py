@@ -69,6 +69,8 @@ class BoardWidget(anywidget.AnyWidget):
         self.observe(self._on_tunnel_url, names="tunnel_url")
 
     def _on_tunnel_url(self, change: Any) -> None:
+        if change["old"] and change["new"]:
+            self.tunnel_open = False  # another link: views drop the one they fetched (a change event each way)
         self.tunnel_open = bool(change["new"])
 
     def show(self, instance: Instance) -> None:
