@@ -16,13 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..errors import TunnelError
+from ..errors import TunnelError, UsageError
 from . import providers
 
 log = logging.getLogger("nbboard.localtunnel")
+
+NAME = "localtunnel"
+AUTO = "localtunnel"
 
 DEFAULT_HOST = "https://localtunnel.me"
 PASSWORD_URL = "https://loca.lt/mytunnelpassword"
@@ -339,6 +345,43 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
         await asyncio.sleep(0.05)
     log.info("localtunnel connected%s", "" if seen is None else " (confirmed by the server)")
     return client.assignment.url, close
+
+
+def usable() -> TunnelError | None:
+    return None  # pure Python: it runs anywhere
+
+
+def auto() -> tuple[bool, str]:
+    return True, "using localtunnel"
+
+
+def prepare(request: providers.Request) -> providers.Plan:
+    """The server: --host, else NBBOARD_LOCALTUNNEL_HOST, else the public service."""
+    server = (request.host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or DEFAULT_HOST).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", server):
+        raise UsageError(
+            f"invalid --host {request.host!r}", "give the server's base URL, e.g. --host https://localtunnel.me"
+        )
+    return providers.Plan(options={"host": server})
+
+
+def ready_notes(plan: providers.Plan) -> list[str]:
+    """On the public service: the "tunnel password" its reminder page asks first-time visitors for."""
+    if plan.options.get("host") != DEFAULT_HOST:
+        return []
+    password = public_ip_password()
+    return [
+        "localtunnel's public service shows first-time visitors a reminder page asking for a 'tunnel password': "
+        + (
+            f"it is this machine's public IP, {password}"
+            if password
+            else "it is this machine's public IP (could not look it up)"
+        )
+    ]
+
+
+def cleanup(state_dir: Path, helper_pid: int) -> None:
+    return None  # nothing outside the helper's memory
 
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
