@@ -107,13 +107,13 @@ def this_platform() -> tuple[str, str]:
     return system, arch or machine
 
 
-def cache_path(release: Release = RELEASE) -> Path:
+def cache_path(release: Release | None = None) -> Path:
     """Where the downloaded agent lives: nbboard's private state directory, one folder per version."""
     name = "cloudflared.exe" if this_platform()[0] == "windows" else "cloudflared"
-    return config.home() / "cache" / "cloudflared" / release.version / name
+    return config.home() / "cache" / "cloudflared" / (release or RELEASE).version / name
 
 
-def find_agent(release: Release = RELEASE) -> tuple[Path | None, str]:
+def find_agent(release: Release | None = None) -> tuple[Path | None, str]:
     """(agent, where it came from) without downloading: NBBOARD_CLOUDFLARED_PATH, PATH, then a good cached copy."""
     named = os.environ.get(PATH_VAR, "").strip()
     if named:
@@ -123,13 +123,13 @@ def find_agent(release: Release = RELEASE) -> tuple[Path | None, str]:
         return Path(found), "PATH"
     cached = cache_path(release)
     if _cached_ok(cached):
-        return cached, f"nbboard's cache (cloudflared {release.version})"
+        return cached, f"nbboard's cache (cloudflared {(release or RELEASE).version})"
     return None, ""
 
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -146,7 +146,7 @@ def _cached_ok(path: Path) -> bool:
 Progress = Callable[[int, int], None]
 
 
-def install(release: Release = RELEASE, *, timeout: float = 30.0, progress: Progress | None = None) -> Path:
+def install(release: Release | None = None, *, timeout: float = 30.0, progress: Progress | None = None) -> Path:
     """The release's agent for this platform in nbboard's cache, downloaded only when no good copy is there.
 
     The download is hashed as it arrives and refused (deleted, never made
@@ -155,6 +155,7 @@ def install(release: Release = RELEASE, *, timeout: float = 30.0, progress: Prog
     download (a few tens of MB on a slow link); ``progress(done, total)``
     is called as bytes arrive (total 0 when unknown).
     """
+    release = release or RELEASE
     dest = cache_path(release)
     if _cached_ok(dest):
         return dest
@@ -218,12 +219,12 @@ def _extract(archive: Path, where: Path) -> Path:
     """The ``cloudflared`` regular file out of a verified macOS .tgz (nothing else is taken from it)."""
     target = where / f".extract-{os.getpid()}"
     with tarfile.open(archive, "r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.lstrip("./") == "cloudflared" and m.isfile()), None)
+        member = next((m for m in tar.getmembers() if m.name in ("cloudflared", "./cloudflared") and m.isfile()), None)
         if member is None:
             raise TunnelError("the cloudflared archive holds no cloudflared program", INSTALL_HELP)
         src = tar.extractfile(member)
         assert src is not None
-        with src, open(target, "wb") as out:
+        with src, target.open("wb") as out:
             shutil.copyfileobj(src, out)
     return target
 
