@@ -135,12 +135,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Cached agents this process has hashed, with the (size, mtime) they had: one hash per process, not per look.
+_checked: dict[Path, tuple[int, int]] = {}
+
+
 def _cached_ok(path: Path) -> bool:
     """A cached agent counts only if it still has the hash recorded when it was verified and installed."""
     try:
-        return path.is_file() and _sha256(path) == path.with_name(path.name + ".sha256").read_text().strip()
+        st = path.stat()
+        if _checked.get(path) == (st.st_size, st.st_mtime_ns):
+            return True
+        ok = path.is_file() and _sha256(path) == path.with_name(path.name + ".sha256").read_text().strip()
     except OSError:
         return False
+    if ok:
+        _checked[path] = (st.st_size, st.st_mtime_ns)
+    return ok
 
 
 Progress = Callable[[int, int], None]
