@@ -253,6 +253,8 @@ def test_unreachable_provider_fails_clearly_and_leaves_nothing(isolated: Path, d
     assert _helpers() == []
     assert list(registry.ensure_home().joinpath("tunnels").glob("*")) == []
     assert [i.status for i in nbboard.list()] == ["running"]  # the board it started stays, and is listed
+    (board,) = nbboard.list()  # issue 21 §4: and the message says so, and how to stop it
+    assert f"is still running: a retry reuses it; stop it with: nbboard kill --port {board.port}" in result.stderr
 
 
 def test_port_without_tensorboard(isolated: Path) -> None:

@@ -117,7 +117,7 @@ def find_agent(release: Release | None = None) -> tuple[Path | None, str]:
     """(agent, where it came from) without downloading: NBBOARD_CLOUDFLARED_PATH, PATH, then a good cached copy."""
     named = os.environ.get(PATH_VAR, "").strip()
     if named:
-        return Path(named), PATH_VAR
+        return Path(named).expanduser().absolute(), PATH_VAR  # the helper runs elsewhere: no relative path
     found = shutil.which("cloudflared")
     if found:
         return Path(found), "PATH"
