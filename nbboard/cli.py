@@ -151,9 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="localtunnel server (default https://localtunnel.me)")
     p.add_argument(
         "--protocol",
-        choices=["auto", "quic", "http2"],
         default=None,
-        help="cloudflared's transport to Cloudflare (default: quic; http2 where UDP is blocked)",
+        help="cloudflared's transport to Cloudflare: quic (its default) or http2, where UDP is blocked",
     )
     p.add_argument("--no-auth", action="store_true", help="no secret: anyone with the link sees the board")
     p.add_argument("--ttl", help="close the tunnel after this long, e.g. 2h, 30m")

@@ -477,3 +477,17 @@ def test_a_macos_archive_gives_up_its_cloudflared_only(
         assert not (cloudflared.cache_path(release).parent.parent / "cloudflared").exists()
     finally:
         server.stop()
+
+
+def test_provider_options_that_do_not_apply_or_are_wrong_say_so(agent: Path, demo_logs: Path) -> None:
+    board = nbboard.start(str(demo_logs))
+    port = str(board.port)
+    for args, says in [
+        (["--provider", "cloudflared", "--protocol", "udp"], "invalid --protocol 'udp'"),
+        (["--provider", "localtunnel", "--protocol", "http2"], "--protocol does not apply to localtunnel"),
+        (["--provider", "cloudflared", "--host", "http://127.0.0.1:9"], "--host is for --provider localtunnel"),
+    ]:
+        result = nbboard_cli("tunnel", "--port", port, *args)
+        assert result.returncode == 2 and says in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert _runs(agent) == [] and nbboard.list()[0].tunnel is None  # nothing was started for any of them

@@ -44,6 +44,7 @@ log = logging.getLogger("nbboard.cloudflared")
 
 NAME = "cloudflared"
 AUTO = "cloudflared"
+OPTIONS: tuple[str, ...] = ("protocol",)
 PATH_VAR = "NBBOARD_CLOUDFLARED_PATH"
 PROTOCOL_VAR = "NBBOARD_CLOUDFLARED_PROTOCOL"
 PROTOCOLS = ("auto", "quic", "http2")

@@ -29,6 +29,7 @@ log = logging.getLogger("nbboard.localtunnel")
 
 NAME = "localtunnel"
 AUTO = "localtunnel"
+OPTIONS: tuple[str, ...] = ("host",)
 
 DEFAULT_HOST = "https://localtunnel.me"
 PASSWORD_URL = "https://loca.lt/mytunnelpassword"

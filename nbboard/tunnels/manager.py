@@ -100,7 +100,10 @@ def open_tunnel(
     chosen, why = choose_provider(provider)
     if why:
         notes.append(why)
-    plan = providers.get(chosen).prepare(providers.Request(host=host, protocol=protocol, timeout=timeout))
+    request = providers.Request(host=host, protocol=protocol, timeout=timeout)
+    if provider not in (None, "", "auto"):  # the auto choice leaves what its pick does not read aside, as before
+        providers.check_options(chosen, request)
+    plan = providers.get(chosen).prepare(request)
     notes.extend(plan.notes)
     if not auth:
         notes.append("WARNING: --no-auth: anyone who finds the link sees every number this TensorBoard shows")

@@ -21,6 +21,7 @@ from . import providers
 
 NAME = "ngrok"
 AUTO = "ngrok with a token"
+OPTIONS: tuple[str, ...] = ()
 TOKEN_HELP = (
     "get a token at https://dashboard.ngrok.com/get-started/your-authtoken, then either\n"
     "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken   (asks for it and saves it 0600;\n"

@@ -3,7 +3,8 @@
 A provider is one module in this package, named in NAMES (in the order the
 auto choice tries them). It declares:
 
-- ``NAME``, and ``AUTO`` (how the auto choice words it, for help texts);
+- ``NAME``, ``AUTO`` (how the auto choice words it, for help texts) and
+  ``OPTIONS`` (which of Request's provider-specific fields it reads);
 - ``usable() -> TunnelError | None``: None when it can run here, else why not and the fix;
 - ``auto() -> tuple[bool, str]``: would the auto choice take it, and why (or why not);
 - ``prepare(request) -> Plan``: what the caller does before the helper starts, in
@@ -75,6 +76,7 @@ class Settings:
 class Provider(Protocol):
     NAME: str
     AUTO: str
+    OPTIONS: tuple[str, ...]
 
     def usable(self) -> TunnelError | None: ...
     def auto(self) -> tuple[bool, str]: ...
@@ -97,6 +99,16 @@ def get(name: str) -> Provider:
 
 def every() -> list[Provider]:
     return [get(n) for n in NAMES]
+
+
+def check_options(name: str, request: Request) -> None:
+    """A provider-specific option given for a provider that does not read it is a mistake worth a word."""
+    for option in ("host", "protocol"):
+        if getattr(request, option) and option not in get(name).OPTIONS:
+            takers = [p.NAME for p in every() if option in p.OPTIONS]
+            raise UsageError(
+                f"--{option} does not apply to {name}", f"--{option} is for --provider {' or '.join(takers)}"
+            )
 
 
 def auto_rule() -> str:
