@@ -16,8 +16,9 @@ auto choice tries them). It declares:
 - ``ready_notes(plan) -> list[str]``: extra lines to print once it is open;
 - ``cleanup(state_dir, helper_pid)``: remove what a killed helper may leave.
 
-The manager, CLI, magic and help texts read providers from here and know no
-provider by name.
+The manager, helper, CLI, magic and help texts read providers from here and
+name none of them (tests/test_cloudflared.py checks it); the one exception is
+the CLI's ``--authtoken``, which saves ngrok's token through its module.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
+from ..errors import TunnelError, UsageError
+
 if TYPE_CHECKING:
     import asyncio
-
-from ..errors import TunnelError, UsageError
 
 #: Every provider, in the order the auto choice tries them.
 NAMES = ("ngrok", "cloudflared", "localtunnel")
