@@ -323,7 +323,7 @@ def ready_notes(plan: providers.Plan) -> list[str]:
     ]
 
 
-def cleanup(state_dir: Path, helper_pid: int) -> None:
+def cleanup(state_dir: str, helper_pid: int) -> None:
     return None  # the agent is the helper's child: it goes with the helper's process tree
 
 

@@ -25,5 +25,5 @@ def stop_helper(tunnel: TunnelRecord) -> bool:
         procs.terminate_tree(proc)
     registry.remove_tunnel(tunnel)
     with contextlib.suppress(NbboardError):  # what a helper killed before it could clean up leaves behind
-        providers.get(tunnel.provider).cleanup(registry.ensure_home() / "tunnels", tunnel.helper_pid)
+        providers.get(tunnel.provider).cleanup(str(registry.ensure_home() / "tunnels"), tunnel.helper_pid)
     return proc is not None

@@ -16,20 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..errors import TunnelError, UsageError
+from ..errors import TunnelError
 from . import providers
 
 log = logging.getLogger("nbboard.localtunnel")
-
-NAME = "localtunnel"
-AUTO = "localtunnel"
-OPTIONS: tuple[str, ...] = ("host",)
 
 DEFAULT_HOST = "https://localtunnel.me"
 PASSWORD_URL = "https://loca.lt/mytunnelpassword"
@@ -348,6 +341,21 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
     return client.assignment.url, close
 
 
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+
+
+# ---------------------------------------------------------------------------
+# The plug-in interface (see nbboard.tunnels.providers); kept apart from the client above.
+
+NAME = "localtunnel"
+AUTO = "localtunnel"
+OPTIONS: tuple[str, ...] = ("host",)
+
+
 def usable() -> TunnelError | None:
     return None  # pure Python: it runs anywhere
 
@@ -358,6 +366,11 @@ def auto() -> tuple[bool, str]:
 
 def prepare(request: providers.Request) -> providers.Plan:
     """The server: --host, else NBBOARD_LOCALTUNNEL_HOST, else the public service."""
+    import os
+    import re
+
+    from ..errors import UsageError
+
     server = (request.host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or DEFAULT_HOST).rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", server):
         raise UsageError(
@@ -381,12 +394,5 @@ def ready_notes(plan: providers.Plan) -> list[str]:
     ]
 
 
-def cleanup(state_dir: Path, helper_pid: int) -> None:
+def cleanup(state_dir: str, helper_pid: int) -> None:
     return None  # nothing outside the helper's memory
-
-
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await src.read(65536):
-            dst.write(data)
-            await dst.drain()

@@ -119,10 +119,10 @@ def ready_notes(plan: providers.Plan) -> list[str]:
     return []
 
 
-def cleanup(state_dir: Path, helper_pid: int) -> None:
+def cleanup(state_dir: str, helper_pid: int) -> None:
     """The agent's config, left behind if the helper was killed before it could remove it."""
     with contextlib.suppress(OSError):
-        agent_config_path(state_dir, helper_pid).unlink()
+        agent_config_path(Path(state_dir), helper_pid).unlink()
 
 
 async def open(gate_port: int, settings: providers.Settings) -> tuple[str, providers.Close]:

@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
@@ -84,7 +83,7 @@ class Provider(Protocol):
     def prepare(self, request: Request) -> Plan: ...
     async def open(self, gate_port: int, settings: Settings) -> tuple[str, Close]: ...
     def ready_notes(self, plan: Plan) -> list[str]: ...
-    def cleanup(self, state_dir: Path, helper_pid: int) -> None: ...
+    def cleanup(self, state_dir: str, helper_pid: int) -> None: ...
 
 
 def choices_hint() -> str:
