@@ -278,17 +278,19 @@ def test_no_module_but_the_providers_names_a_provider() -> None:
 
 
 def test_board_tunnel_cloudflared_from_the_magic(agent: Path, demo_logs: Path, tmp_path: Path) -> None:
-    from tests.kernel import Kernel, widget_state
+    from nbboard import api
+    from tests.kernel import Kernel
 
     k = Kernel(tmp_path)
     try:
         k.text("%load_ext nbboard")
         outs = k.run(f"%board --logdir {demo_logs} --tunnel cloudflared")
-        state = widget_state(outs)
+        ((_inst, url),) = api.tunnel_urls()
         text = "".join(o.get("text", "") for o in outs if o["type"] == "stream")
-        assert "opened a cloudflared tunnel" in text and _secret(state["tunnel_url"]) not in text
-        assert urlsplit(state["tunnel_url"]).hostname == _edge(agent)[1]
+        assert "opened a cloudflared tunnel" in text and _secret(url) not in text
+        assert urlsplit(url).hostname == _edge(agent)[1]
         assert _via_edge(agent, "/data/runs").status_code == 401
+        assert _via_edge(agent, "/?nbboard_token=" + _secret(url)).status_code == 302
     finally:
         k.shutdown()
 
