@@ -149,6 +149,31 @@ def test_ready_only_once_the_agent_has_registered_a_connection(
     assert _via_edge(agent, "/data/runs").status_code == 401  # the edge is there, and it is the gate answering
 
 
+def test_without_the_metrics_line_the_log_alone_gives_the_hostname(
+    agent: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent whose metrics address nbboard cannot learn: the box's URL and the registration line suffice."""
+    monkeypatch.setenv("FAKE_CLOUDFLARED_QUIET_METRICS", "1")
+    url = _open(demo_logs)["url"]
+    assert urlsplit(url).hostname == _edge(agent)[1]
+    assert _via_edge(agent, "/?nbboard_token=" + _secret(url)).status_code == 302
+
+
+def test_a_hostname_that_is_no_hostname_is_refused(
+    agent: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the agent announces is shown to the user and stored as the public URL: it must be a plain
+    hostname (no escape sequences, paths or other schemes), or the tunnel fails and nothing is left."""
+    monkeypatch.setenv("FAKE_CLOUDFLARED_HOSTNAME", "evil.example/\x1b[2J@x")
+    for quiet in ("", "1"):  # the name from /quicktunnel, then from the log's box alone
+        monkeypatch.setenv("FAKE_CLOUDFLARED_QUIET_METRICS", quiet)
+        result = nbboard_cli("tunnel", "--logdir", str(demo_logs), "--provider", "cloudflared", "--timeout", "15")
+        assert result.returncode == 1 and "never said its public hostname" in result.stderr
+        assert "\x1b" not in result.stderr  # the agent's lines are quoted with their escapes spelled out
+    assert "https://evil.example/\\x1b[2J@x" in result.stderr
+    assert _agents() == [] and nbboard.list()[0].tunnel is None
+
+
 def test_ttl_closes_the_agent_and_keeps_the_board(agent: Path, demo_logs: Path) -> None:
     _open(demo_logs, "--ttl", "2s")
     (inst,) = nbboard.list()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config, registry
-from ..errors import TunnelError, UsageError
+from ..errors import TunnelError, UsageError, shown
 from . import providers
 
 log = logging.getLogger("nbboard.cloudflared")
@@ -355,7 +355,7 @@ class _Agent:
         self.changed.set()
 
     def tail(self) -> str:
-        return "\n  cloudflared's last lines:\n" + "\n".join(f"    {line[:300]}" for line in self.lines)
+        return "\n  cloudflared's last lines:\n" + "\n".join(f"    {shown(line, 300)}" for line in self.lines)
 
 
 async def _pump(stream: asyncio.StreamReader, agent: _Agent) -> None:
@@ -364,7 +364,7 @@ async def _pump(stream: asyncio.StreamReader, agent: _Agent) -> None:
         line = raw.decode("utf-8", "replace").rstrip()
         if line:
             agent.read(line)
-            log.info("cloudflared: %s", line)
+            log.info("cloudflared: %s", shown(line, 2000))  # its words, but no terminal escapes in the log
 
 
 def _cause(text: str) -> str:

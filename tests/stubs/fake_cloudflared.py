@@ -23,6 +23,8 @@ names) and, once registered, one with the edge's port and hostname. FAKE_CLOUDFL
 quick-tunnel request fails as with no network (a DNS error) and it exits 1; =noudp: with the default
 protocol (quic) it never reaches the edge and logs the QUIC dial errors again and again (``--protocol
 http2`` works). FAKE_CLOUDFLARED_REGISTER_DELAY=seconds between the box and the registration.
+FAKE_CLOUDFLARED_QUIET_METRICS=1: the metrics line is not logged (nbboard must fall back on the log alone);
+FAKE_CLOUDFLARED_HOSTNAME=name: the hostname it announces, in the box and on /quicktunnel (hostile tests).
 Only the Python standard library is used, so a copy of this file runs from anywhere (the download tests
 serve it as the "release").
 """
@@ -184,7 +186,7 @@ def tunnel(args: list[str]) -> int:
             "api.trycloudflare.com on 127.0.0.53:53: no such host")  # fmt: skip
         return 1
     words = "-".join(secrets.choice(["alpha", "bravo", "delta", "gamma", "kilo", "lima", "oscar"]) for _ in range(3))
-    State.hostname = f"{words}-{secrets.token_hex(2)}.trycloudflare.com"
+    State.hostname = os.environ.get("FAKE_CLOUDFLARED_HOSTNAME") or f"{words}-{secrets.token_hex(2)}.trycloudflare.com"
     for line in box(
         ["Your quick Tunnel has been created! Visit it at (it may take some time to be reachable):",
          f"https://{State.hostname}"]
@@ -197,7 +199,8 @@ def tunnel(args: list[str]) -> int:
     host, _, port = metrics_addr.rpartition(":")
     metrics = ThreadingHTTPServer((host, int(port)), metrics_handler(State))
     serve(metrics)
-    say("INF", f"Starting metrics server on {host}:{metrics.server_address[1]}/metrics")
+    if not os.environ.get("FAKE_CLOUDFLARED_QUIET_METRICS"):
+        say("INF", f"Starting metrics server on {host}:{metrics.server_address[1]}/metrics")
     edge = None
     if mode == "noudp" and protocol != "http2":
         while not stop.wait(0.5):
