@@ -241,3 +241,15 @@ def test_a_loopback_server_may_name_loopback(liar: Liar, demo_logs: Path) -> Non
         result = _tunnel(liar, demo_logs, "--json")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["url"].startswith("http://abc.lt.test/?nbboard_token=")
+
+
+def test_the_tunnel_password_is_printed_only_if_it_is_an_address(liar: Liar, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The public service's "tunnel password" page (here the liar stands in for loca.lt, which cannot be reached
+    from here) is printed in a note: only an IP address is taken from it."""
+    from nbboard.tunnels import localtunnel
+
+    monkeypatch.setattr(localtunnel, "PASSWORD_URL", liar.url + "/mytunnelpassword")
+    liar.answer(b"203.0.113.5\n")
+    assert localtunnel.public_ip_password() == "203.0.113.5"
+    liar.answer(b"1.2.3.4\x1b]0;pwned\x07")
+    assert localtunnel.public_ip_password() is None

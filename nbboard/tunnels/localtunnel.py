@@ -174,7 +174,10 @@ def public_ip_password(timeout: float = 3.0) -> str | None:
     try:
         resp = requests.get(PASSWORD_URL, timeout=timeout)
         text = resp.text.strip()
-        return text if resp.ok and 0 < len(text) < 64 else None
+        ipaddress.ip_address(text)  # printed as is: an address, never whatever else the service sends
+        return text if resp.ok else None
+    except ValueError:
+        return None
     except requests.RequestException:
         return None
 
