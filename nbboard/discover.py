@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,55 +72,93 @@ def discover(
     """
     base = Path(root).resolve()
     patterns = DEFAULT_EXCLUDE + tuple(exclude) + _ignore_patterns(base)
-    deadline = time.monotonic() + time_budget
     found: dict[str, list[float]] = {}  # top-level dir -> [runs, event files, latest]
     run_dirs: set[str] = set()
-    seen = 0
-    truncated = ""
-    stack: list[tuple[Path, int]] = [(base, 0)]
-    while stack:
-        directory, depth = stack.pop()
+    walk = EventWalk(
+        base,
+        max_entries=max_entries,
+        max_depth=max_depth,
+        time_budget=time_budget,
+        skip=lambda name, path: _skipped(name, path, base, patterns),
+        is_event=lambda name: EVENT_MARK in name and name.startswith("events.out."),
+    )
+    for directory, entry in walk:
+        top = _top_level(Path(entry.path), base)
+        stats = found.setdefault(top, [0, 0, 0.0])
+        if directory not in run_dirs:
+            run_dirs.add(directory)
+            stats[0] += 1
+        stats[1] += 1
         try:
-            with os.scandir(directory) as entries:
-                items = list(entries)
+            stats[2] = max(stats[2], entry.stat(follow_symlinks=False).st_mtime)
         except OSError:
-            continue  # unreadable: not ours to report, keep looking elsewhere
-        seen += len(items)
-        for entry in items:
-            name = entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if is_dir:
-                if depth + 1 <= max_depth and not _skipped(name, entry.path, base, patterns):
-                    stack.append((Path(entry.path), depth + 1))
-                elif depth + 1 > max_depth:
-                    truncated = truncated or f"stopped at depth {max_depth}"
-                continue
-            if EVENT_MARK not in name or not name.startswith("events.out."):
-                continue
-            top = _top_level(Path(entry.path), base)
-            stats = found.setdefault(top, [0, 0, 0.0])
-            if str(directory) not in run_dirs:
-                run_dirs.add(str(directory))
-                stats[0] += 1
-            stats[1] += 1
-            try:
-                stats[2] = max(stats[2], entry.stat(follow_symlinks=False).st_mtime)
-            except OSError:
-                pass
-        if seen > max_entries:
-            truncated = f"looked at {max_entries} entries"
-            break
-        if time.monotonic() > deadline:
-            truncated = f"searched for {time_budget:g} s"
-            break
+            pass
     candidates = sorted(
         (Candidate(path, int(s[0]), int(s[1]), s[2]) for path, s in found.items()),
         key=lambda c: (-c.latest, c.path),
     )
-    return Discovery(str(base), tuple(candidates), truncated)
+    return Discovery(str(base), tuple(candidates), walk.truncated)
+
+
+class EventWalk:
+    """The one bounded walk for event files, shared by :func:`discover` and :func:`nbboard.logdirs.survey`.
+
+    Iterating yields ``(directory, entry)`` for each file ``is_event`` accepts.
+    It stops after ``max_entries`` entries, ``time_budget`` seconds or (for
+    directories below) ``max_depth`` levels and says which in ``truncated``.
+    Unreadable directories are passed over; links to directories are not followed.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_entries: int,
+        max_depth: int | None = None,
+        time_budget: float | None = None,
+        skip: Callable[[str, str], bool] | None = None,
+        is_event: Callable[[str], bool] = lambda name: EVENT_MARK in name,
+    ) -> None:
+        self.root = root
+        self.max_entries = max_entries
+        self.max_depth = max_depth
+        self.time_budget = time_budget
+        self.skip = skip
+        self.is_event = is_event
+        self.truncated = ""
+
+    def __iter__(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
+        seen = 0
+        stack: list[tuple[Path, int]] = [(self.root, 0)]
+        while stack:
+            directory, depth = stack.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    items = list(entries)
+            except OSError:
+                continue  # unreadable: not ours to report, keep looking elsewhere
+            seen += len(items)
+            for entry in items:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
+                    too_deep = self.max_depth is not None and depth + 1 > self.max_depth
+                    if too_deep:
+                        self.truncated = self.truncated or f"stopped at depth {self.max_depth}"
+                    elif self.skip is None or not self.skip(entry.name, entry.path):
+                        stack.append((Path(entry.path), depth + 1))
+                    continue
+                if self.is_event(entry.name):
+                    yield str(directory), entry
+            if seen > self.max_entries:
+                self.truncated = f"looked at {self.max_entries} entries"
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                self.truncated = f"searched for {self.time_budget:g} s"
+                return
 
 
 def _top_level(path: Path, base: Path) -> str:

@@ -21,7 +21,7 @@ from .errors import UsageError, shown
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: Flags nbboard sets itself; passing them through would fight its own.
-_OWN_FLAGS = {"--logdir": "--logdir", "--logdir_spec": "--logdir_spec", "--port": "--port"}
+_OWN_FLAGS = frozenset({"--logdir", "--logdir_spec", "--port"})
 
 
 @dataclass(frozen=True)
@@ -231,10 +231,9 @@ def normalise_extra(extra_args: Sequence[str]) -> tuple[str, ...]:
         if name.startswith("-") and not name.startswith("--"):
             name = "-" + name
         if name in _OWN_FLAGS:
-            own = _OWN_FLAGS[name]
             raise UsageError(
                 f"{name} is an nbboard option, not a pass-through flag",
-                f"give it before the `--`: nbboard start {own} …",
+                f"give it before the `--`: nbboard start {name} …",
             )
         if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
             value, eq = args[i + 1], "="
@@ -302,17 +301,12 @@ def survey(logdir: Logdir, limit: int = 5000) -> Survey | None:
             return Survey(str(path), path.exists(), 0, 0, False)
     except OSError:  # resolve() has said why already, unless it was asked not to look
         return None
-    seen = 0
+    from .discover import EventWalk
+
+    walk = EventWalk(path, max_entries=limit)
     runs: set[str] = set()
     events = 0
-    truncated = False
-    for root, dirs, files in os.walk(path):
-        seen += len(dirs) + len(files)
-        for name in files:
-            if "tfevents" in name:
-                events += 1
-                runs.add(root)
-        if seen > limit:
-            truncated = True
-            break
-    return Survey(str(path), True, len(runs), events, truncated)
+    for directory, _entry in walk:
+        events += 1
+        runs.add(directory)
+    return Survey(str(path), True, len(runs), events, bool(walk.truncated))

@@ -9,6 +9,7 @@ naming another user's process is never a reason to signal it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -198,12 +199,8 @@ def reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our child, so it leaves no zombie."""
     if os.name != "posix":
         return
-    try:
+    with contextlib.suppress(OSError):  # ChildProcessError (not our child) among them
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    except OSError:
-        pass
 
 
 def tagged(var: str, tag: str, skip: set[int]) -> list[psutil.Process]:

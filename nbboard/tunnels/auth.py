@@ -160,10 +160,6 @@ def safe_location(path: str, query: Sequence[tuple[str, str]] = ()) -> str:
     return path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
 
 
-def valid_secret(secret: str) -> bool:
-    return bool(_SECRET_CHARS.match(secret))
-
-
 def _same(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), expected.encode())
 

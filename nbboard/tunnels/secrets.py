@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from .auth import TOKEN_PARAM
+
 #: 32 bytes of randomness: 256 bits, well past the 128 the threat model needs.
 SECRET_BYTES = 32
 MASK = "********"
@@ -17,4 +19,4 @@ def mask(public_url: str, auth: bool = True) -> str:
     """The form of a tunnel URL that ``list`` and logs may show."""
     if not auth:
         return public_url
-    return public_url.rstrip("/") + f"/?nbboard_token={MASK}"
+    return public_url.rstrip("/") + f"/?{TOKEN_PARAM}={MASK}"
