@@ -12,7 +12,7 @@ import dataclasses
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -86,8 +86,13 @@ def start(
     logdir_spec: str | None = None,
     idle_timeout: float | str | None = None,
     config: BoardConfig | None = None,
+    standby_hook: Callable[[], None] | None = None,
 ) -> Instance:
     """Start a TensorBoard for ``logdir``, or return the live one already serving it.
+
+    ``standby_hook`` is called before a launch looks for a standby (the magic
+    hurries the standby it is about to start, so a start right after
+    ``%load_ext`` can use it).
 
     ``idle_timeout`` ("2h", or seconds; default ``config.idle_timeout``, None
     for never) makes a new board stop itself after serving no request for that
@@ -147,7 +152,7 @@ def start(
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
             standby=standby.enabled(cfg),
-            standby_hook=cfg.standby_hook,
+            standby_hook=standby_hook,
             idle_timeout=idle_seconds,
         )
     try:

@@ -177,7 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _start_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
     p.add_argument("--restart", action="store_true", help="replace a running board for the same logdir")
-    p.add_argument("--timeout", type=_seconds, default=None, help="seconds to wait for TensorBoard (default 60)")
+    from .config import DEFAULTS
+
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        help=f"seconds to wait for TensorBoard (default {DEFAULTS.start_timeout:g})",
+    )
     p.add_argument(
         "--idle-timeout",
         type=_idle,

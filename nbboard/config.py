@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 
 def home() -> Path:
@@ -32,27 +32,46 @@ def home() -> Path:
     return Path(base) / "nbboard"
 
 
+def _setting(default: Any, help: str, option: bool = True) -> Any:
+    """A field of :class:`BoardConfig` with its help text; ``option``: also a ``c.BoardMagics.…`` trait."""
+    return field(default=default, metadata={"help": help, "option": option})
+
+
 @dataclass
 class BoardConfig:
-    """Defaults for the API; the magic's traitlets and the CLI's flags override them."""
+    """Defaults for the API; the magic's traitlets and the CLI's flags override them.
 
-    #: Seconds to wait for a new TensorBoard to answer before stopping it.
-    start_timeout: float = 60.0
-    #: Interface TensorBoard binds to unless the user passes ``--host``/``--bind_all``.
-    bind_host: str = "127.0.0.1"
-    #: Height of the inline board in pixels.
-    height: int = 800
-    #: Tunnel provider when none is named: "auto" or a name in nbboard.tunnels.providers.NAMES.
-    tunnel_provider: str = "auto"
-    #: A new board stops itself after serving no request for this long ("2h", or seconds); None: never.
-    idle_timeout: float | str | None = None
-    #: Keep a standby (TensorBoard imported ahead of time) for the next board; see nbboard.standby.
-    standby: bool = True
-    #: Seconds an unused standby waits before it exits by itself.
-    standby_idle: float = 600.0
-    #: Not a setting: called before a launch looks for a standby (the magic uses it to hurry the
-    #: standby it is about to start, so that a start right after ``%load_ext`` waits for it).
-    standby_hook: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    Each setting is said here once, with its default and help text: the
+    magic's configurable traits (:mod:`nbboard.magics`) and the defaults its
+    usage and the CLI's help print are built from these fields.
+    """
+
+    start_timeout: float = _setting(60.0, "Seconds to wait for a new TensorBoard to answer.")
+    bind_host: str = _setting(
+        "127.0.0.1",
+        "Interface TensorBoard binds to unless the user passes --host/--bind_all.",
+        option=False,
+    )
+    height: int = _setting(800, "Height of the inline board, in pixels.")
+    tunnel_provider: str = _setting("auto", "Provider for %board --tunnel when none is named.")
+    idle_timeout: float | str | None = _setting(
+        None, 'Stop boards that served no request for this long, e.g. "2h" or "30m" (empty: never).'
+    )
+    standby: bool = _setting(
+        True,
+        "Keep a standby: TensorBoard imported ahead of time in the background (from %load_ext, and after a "
+        "board stops), so that the next board starts in a fraction of the time. NBBOARD_STANDBY=0 also turns it off.",
+    )
+    standby_idle: float = _setting(600.0, "Seconds an unused standby waits before it exits by itself.")
+
+
+def settings() -> tuple[Field[Any], ...]:
+    """The fields of :class:`BoardConfig` that the magic exposes as configurable traits."""
+    return tuple(f for f in fields(BoardConfig) if f.metadata.get("option"))
+
+
+#: The defaults as declared, for help texts (:func:`get_default` may differ after :func:`set_default`).
+DEFAULTS = BoardConfig()
 
 
 #: Set to 0 to never start or use a standby, whatever the configuration says.
@@ -73,9 +92,15 @@ _default = BoardConfig()
 
 
 def get_default() -> BoardConfig:
+    """What the API uses when a call passes no ``config``."""
     return _default
 
 
 def set_default(config: BoardConfig) -> None:
+    """For a program that embeds nbboard: the settings every later API call without ``config`` uses.
+
+    nbboard's own front ends do not call it: the magic passes its traits to
+    each call, and the CLI passes its flags.
+    """
     global _default
     _default = config

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .config import BoardConfig, get_default
@@ -96,6 +97,7 @@ class Board:
         self.handle: Any = None
         self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
         self._config: BoardConfig | None = None
+        self._standby_hook: Callable[[], None] | None = None
         if self.env in ("terminal", "plain"):
             return
         from IPython.display import display
@@ -153,7 +155,9 @@ class Board:
         self.widget.fail(message)
         self._refresh()
 
-    def offer(self, found: Discovery, config: BoardConfig | None = None) -> None:
+    def offer(
+        self, found: Discovery, config: BoardConfig | None = None, standby_hook: Callable[[], None] | None = None
+    ) -> None:
         """Show the logdirs ``found`` as buttons; the one the user picks starts in this same output.
 
         Terminals and Colab (no widget) get the ``%board --logdir …`` lines to copy instead.
@@ -165,6 +169,7 @@ class Board:
             return
         self._offered = {c.path for c in found.candidates}
         self._config = config
+        self._standby_hook = standby_hook
         with self.widget.hold_sync():
             self.widget.candidates = [
                 {
@@ -196,7 +201,7 @@ class Board:
             widget.started_at = time.time()
             widget.status = "starting"
         try:
-            instance = api.start(path, config=self._config)
+            instance = api.start(path, config=self._config, standby_hook=self._standby_hook)
         except NbboardError as e:
             self.fail(str(e))
             return

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from . import inputs
+from .config import DEFAULTS
 from .errors import UsageError
 from .tunnels import providers
 
@@ -35,12 +36,13 @@ OWN_OPTIONS = {
 }
 ACTIONS = ("list", "kill", "stop", "help")
 PROVIDERS = ("auto", *providers.NAMES)
-USAGE = """\
+USAGE = (
+    """\
 %board --logdir DIR [options] [TensorBoard flags…]   start (or reuse) TensorBoard and show it inline
     --logdir_spec name1:/path1,name2:/path2       several directories side by side, instead of --logdir
     --port N          serve on port N (default: a free one)
-    --height PX       height of the inline board (default 800)
-    --timeout S       seconds to wait for TensorBoard to answer (default 60)
+    --height PX       height of the inline board (default HEIGHT)
+    --timeout S       seconds to wait for TensorBoard to answer (default TIMEOUT)
     --idle-timeout T  stop the board after T without a request, e.g. 2h (default: never)
     --restart         replace the running board for this logdir
     --no-display      print the link instead of showing the board
@@ -50,6 +52,9 @@ USAGE = """\
 %board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next start or kill
 %board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)
 %board --help          this help""".replace("PROVIDERS", "|".join(providers.NAMES))
+    .replace("HEIGHT", str(DEFAULTS.height))
+    .replace("TIMEOUT", f"{DEFAULTS.start_timeout:g}")
+)
 
 HELP_HINT = "%board --help shows every option"
 

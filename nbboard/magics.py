@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from . import config
 from .tunnels import providers
 
 if TYPE_CHECKING:
@@ -24,24 +25,29 @@ if TYPE_CHECKING:
 STANDBY_DELAY = 0.5
 
 
+def _option(name: str) -> traitlets.TraitType[Any, Any]:
+    """The configurable trait for the BoardConfig setting ``name``: its type, default and help are the field's."""
+    setting = next(f for f in config.settings() if f.name == name)
+    default, help = setting.default, setting.metadata["help"]
+    if name == "tunnel_provider":
+        trait: traitlets.TraitType[Any, Any] = traitlets.Enum(["auto", *providers.NAMES], default, help=help)
+    elif default is None:  # idle_timeout: "" in a config file means never
+        trait = traitlets.Unicode("", help=help)
+    else:
+        kinds = {bool: traitlets.Bool, int: traitlets.Int, float: traitlets.Float, str: traitlets.Unicode}
+        trait = kinds[type(default)](default, help=help)
+    return trait.tag(config=True)
+
+
 @magics_class
 class BoardMagics(Magics):
-    height = traitlets.Int(800, help="Height of the inline board, in pixels.").tag(config=True)
-    start_timeout = traitlets.Float(60.0, help="Seconds to wait for a new TensorBoard to answer.").tag(config=True)
-    tunnel_provider = traitlets.Enum(
-        ["auto", *providers.NAMES], "auto", help="Provider for %board --tunnel when none is named."
-    ).tag(config=True)
-    standby = traitlets.Bool(
-        True,
-        help="Keep a standby: TensorBoard imported ahead of time in the background (from %load_ext, and after a "
-        "board stops), so that the next board starts in a fraction of the time. NBBOARD_STANDBY=0 also turns it off.",
-    ).tag(config=True)
-    idle_timeout = traitlets.Unicode(
-        "", help='Stop boards that served no request for this long, e.g. "2h" or "30m" (empty: never).'
-    ).tag(config=True)
-    standby_idle = traitlets.Float(600.0, help="Seconds an unused standby waits before it exits by itself.").tag(
-        config=True
-    )
+    # One configurable trait per BoardConfig setting (c.BoardMagics.height = 600), default and help from there.
+    height = _option("height")
+    start_timeout = _option("start_timeout")
+    tunnel_provider = _option("tunnel_provider")
+    standby = _option("standby")
+    idle_timeout = _option("idle_timeout")
+    standby_idle = _option("standby_idle")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
@@ -99,17 +105,9 @@ class BoardMagics(Magics):
 
     def board_config(self) -> BoardConfig:
         """The API's settings, from this magic's traitlets (``c.BoardMagics.…``)."""
-        from .config import BoardConfig
-
-        return BoardConfig(
-            start_timeout=self.start_timeout,
-            height=self.height,
-            tunnel_provider=self.tunnel_provider,
-            idle_timeout=self.idle_timeout or None,
-            standby=self.standby,
-            standby_idle=self.standby_idle,
-            standby_hook=self._hurry_standby,
-        )
+        values = {f.name: getattr(self, f.name) for f in config.settings()}
+        values["idle_timeout"] = values["idle_timeout"] or None  # the trait's "" is the field's None
+        return config.BoardConfig(**values)
 
     def prepare_standby(self, warm_display: bool = False) -> None:
         """Start a standby in the background, unless turned off or one is there.
@@ -121,10 +119,8 @@ class BoardMagics(Magics):
         what drawing a board needs (the widget stack, ~0.1 s), so that the first
         ``%board`` after a pause does not wait for it.
         """
-        from .config import standby_wanted
-
-        config = self.board_config()
-        if not standby_wanted(config):
+        settings = self.board_config()
+        if not config.standby_wanted(settings):
             return
         import threading
 
@@ -136,7 +132,7 @@ class BoardMagics(Magics):
             try:
                 from . import standby
 
-                standby.ensure(config)
+                standby.ensure(settings)
             finally:
                 recorded.set()
             if warm_display:
@@ -194,7 +190,7 @@ class BoardMagics(Magics):
         if board is None:
             print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
             return
-        board.offer(found, self.board_config())
+        board.offer(found, self.board_config(), standby_hook=self._hurry_standby)
 
     def _start_and_show(self, cmd: Any) -> None:
         from . import api, embed, logdirs
@@ -224,6 +220,7 @@ class BoardMagics(Magics):
             restart=cmd.restart,
             idle_timeout=cmd.idle_timeout,
             config=self.board_config(),
+            standby_hook=self._hurry_standby,
         )
         pool.shutdown(wait=False)
         try:

@@ -232,3 +232,20 @@ def test_magic_parser_cases() -> None:
             parse(bad)
         assert says in str(err.value), bad
     assert json.dumps(parse("--logdir x").__dict__)  # plain data
+
+
+def test_every_setting_is_one_magic_option_with_its_default_and_help() -> None:
+    """BoardConfig says each setting once: c.BoardMagics.<name> exists for each, with the field's default and
+    help, and what a user configures reaches the API's config ("" idle timeout meaning never)."""
+    from traitlets.config import Config
+
+    from nbboard import config, magics
+
+    traits = magics.BoardMagics.class_traits(config=True)
+    assert set(traits) == {f.name for f in config.settings()}
+    for f in config.settings():
+        assert traits[f.name].help == f.metadata["help"]
+        assert traits[f.name].default_value == ("" if f.default is None else f.default)
+    configured = magics.BoardMagics(None, config=Config({"BoardMagics": {"height": 600, "idle_timeout": "2h"}}))
+    assert configured.board_config() == config.BoardConfig(height=600, idle_timeout="2h")
+    assert magics.BoardMagics(None).board_config() == config.BoardConfig()
