@@ -105,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "nbboard start runs -- --samples_per_plugin scalars=500",
     )
     p.add_argument("logdir_pos", nargs="?", metavar="LOGDIR", help="same as --logdir")
-    p.add_argument("--logdir", help="directory (or gs:// s3:// hdfs:// URL) with event files")
-    p.add_argument("--logdir_spec", "--logdir-spec", dest="logdir_spec", help="name1:/path1,name2:/path2")
-    _start_options(p)
+    _start_options(p, logdir=True)
     p.set_defaults(func=cmd_start, takes_extra=True)
 
     p = sub.add_parser(
@@ -174,24 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _start_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
-    p.add_argument("--restart", action="store_true", help="replace a running board for the same logdir")
-    from .config import DEFAULTS
+def _start_options(p: argparse.ArgumentParser, logdir: bool = False) -> None:
+    """The start options, as ``%board`` has them too (:mod:`nbboard.options`), plus ``--json``."""
+    from .options import add_start_options
 
-    p.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=None,
-        help=f"seconds to wait for TensorBoard (default {DEFAULTS.start_timeout:g})",
-    )
-    p.add_argument(
-        "--idle-timeout",
-        type=_idle,
-        default=None,
-        metavar="T",
-        help="stop the board after T without a request, e.g. 2h or 30m (default: never)",
-    )
+    add_start_options(p, _typed, logdir=logdir)
     p.add_argument("--json", action="store_true", help="print the instance as JSON")
 
 

@@ -8,55 +8,79 @@ refused with the line the user probably meant.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import NoReturn, TypeVar
 
 from . import inputs
 from .config import DEFAULTS
 from .errors import UsageError
+from .options import add_start_options
 from .tunnels import providers
 
-#: nbboard's own options: name → takes a value?
-OWN_OPTIONS = {
-    "logdir": True,
-    "logdir_spec": True,
-    "port": True,
-    "height": True,
-    "timeout": True,
-    "idle_timeout": True,
-    "restart": False,
-    "no_display": False,
-    "tunnel": None,  # an optional provider name
-    "pid": True,
-    "help": False,
-}
 ACTIONS = ("list", "kill", "stop", "help")
 PROVIDERS = ("auto", *providers.NAMES)
-USAGE = (
-    """\
-%board --logdir DIR [options] [TensorBoard flags…]   start (or reuse) TensorBoard and show it inline
-    --logdir_spec name1:/path1,name2:/path2       several directories side by side, instead of --logdir
-    --port N          serve on port N (default: a free one)
-    --height PX       height of the inline board (default HEIGHT)
-    --timeout S       seconds to wait for TensorBoard to answer (default TIMEOUT)
-    --idle-timeout T  stop the board after T without a request, e.g. 2h (default: never)
-    --restart         replace the running board for this logdir
-    --no-display      print the link instead of showing the board
-    --tunnel [PROVIDERS]   also open a public link protected by a secret
-    any other flag goes to TensorBoard, e.g. --samples_per_plugin scalars=500
-%board                 show the newest running board again; with none, find logdirs under the working directory
-%board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next start or kill
-%board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)
-%board --help          this help""".replace("PROVIDERS", "|".join(providers.NAMES))
-    .replace("HEIGHT", str(DEFAULTS.height))
-    .replace("TIMEOUT", f"{DEFAULTS.start_timeout:g}")
-)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(message, HELP_HINT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """``%board``'s options: the start options the CLI shares (:mod:`nbboard.options`) and the magic's own."""
+    parser = _Parser(prog="%board", add_help=False, allow_abbrev=False)
+    add_start_options(parser)
+    parser.add_argument("--height", metavar="PX", help=f"height of the inline board (default {DEFAULTS.height})")
+    parser.add_argument(
+        "--no-display", dest="no_display", action="store_true", help="print the link instead of showing the board"
+    )
+    parser.add_argument(
+        "--tunnel",
+        metavar="[" + "|".join(providers.NAMES) + "]",
+        help="also open a public link protected by a secret",
+    )
+    parser.add_argument("--pid", help=argparse.SUPPRESS)  # a kill selector, named on the kill line
+    parser.add_argument("--help", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+PARSER = _parser()
+#: Each own option's name as the rewrite normalises it (``no_display``) → its spelling in PARSER (``--no-display``).
+_SPELLING = {
+    option.lstrip("-").replace("-", "_"): option for action in PARSER._actions for option in action.option_strings[:1]
+}
+#: nbboard's own options: name → takes a value? (None: an optional provider name.)
+OWN_OPTIONS = {action.dest: None if action.dest == "tunnel" else action.nargs != 0 for action in PARSER._actions}
+
+
+def _usage() -> str:
+    lines = ["%board --logdir DIR [options] [TensorBoard flags…]   start (or reuse) TensorBoard and show it inline"]
+    for action in PARSER._actions:
+        if action.help == argparse.SUPPRESS or action.dest == "logdir":
+            continue
+        label = f"    {action.option_strings[0]}" + (f" {action.metavar}" if action.nargs != 0 else "")
+        lines.append(label.ljust(21) + (" " if len(label) < 21 else "   ") + action.help)
+    return "\n".join(
+        [
+            *lines,
+            "    any other flag goes to TensorBoard, e.g. --samples_per_plugin scalars=500",
+            "%board                 show the newest running board again; with none, find logdirs under the working "
+            "directory",
+            "%board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next "
+            "start or kill",
+            "%board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)",
+            "%board --help          this help",
+        ]
+    )
+
 
 HELP_HINT = "%board --help shows every option"
+USAGE = _usage()
 
 _DASHES = re.compile(r"(^|\s)[\u2014\u2013\u2212\u2012\u2015]{1,2}\s?(?=[A-Za-z])")
 
@@ -102,20 +126,36 @@ def _suggest(name: str) -> str | None:
     return inputs.closest(name, [f"--{o.replace('no_display', 'no-display')}" for o in OWN_OPTIONS])
 
 
-def parse(line: str) -> BoardCommand:
-    """Parse a ``%board`` line; raises UsageError with a suggested line."""
-    notes: list[str] = []
+@dataclass
+class _Rewritten:
+    """A ``%board`` line as :func:`_rewrite` leaves it for PARSER."""
+
+    action: str = "show"
+    own: list[str] = field(default_factory=list)  # canonical: --name=value or --flag, as PARSER spells them
+    given: set[str] = field(default_factory=set)  # own options named, in any spelling
+    positional: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # TensorBoard's flags, each --name=value or --name
+    notes: list[str] = field(default_factory=list)
+
+
+def _rewrite(line: str) -> _Rewritten:
+    """The forgiving pass: a person's spelling becomes PARSER's, TensorBoard's flags are set apart.
+
+    Accepted with a note: long dashes (``— logdir``), ``-- logdir``. Accepted
+    silently: ``--name=value``, quotes, ``-name``, ``--NAME``, ``-`` for ``_``,
+    a leading ``list``/``kill``/``stop``/``help`` word, ``--tunnel`` with or
+    without a provider. Refused: an unknown option close to an own one not yet
+    given (with the suggestion), an own option missing its value, an unknown
+    provider.
+    """
+    out = _Rewritten()
     fixed = _DASHES.sub(lambda m: m.group(1) + "--", line)
     if fixed != line:
-        notes.append("read the long dash as -- (pasted text often turns -- into —)")
+        out.notes.append("read the long dash as -- (pasted text often turns -- into —)")
     tokens = _split(fixed)
-    values: dict[str, object] = {}
-    extra: list[str] = []
-    positional: list[str] = []
-    action = "show"
     if tokens and tokens[0] in ACTIONS:
         word = tokens.pop(0)
-        action = "kill" if word == "stop" else word
+        out.action = "kill" if word == "stop" else word
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -123,10 +163,10 @@ def parse(line: str) -> BoardCommand:
         if tok == "--" and i < len(tokens) and tokens[i].replace("-", "_") in OWN_OPTIONS:
             tok = "--" + tokens[i]
             i += 1
-            notes.append(f"read '-- {tok[2:]}' as '{tok}'")
+            out.notes.append(f"read '-- {tok[2:]}' as '{tok}'")
         if not tok.startswith("-") or tok == "-" or tok == "--":
             if tok != "--":
-                positional.append(tok)
+                out.positional.append(tok)
             continue
         raw_name, eq, value = tok.lstrip("-").partition("=")
         name = raw_name.replace("-", "_").lower()
@@ -141,7 +181,7 @@ def parse(line: str) -> BoardCommand:
                         )
                     value = tokens[i]
                     i += 1
-                values[name] = value
+                out.own.append(f"{_SPELLING[name]}={value}")
             elif takes is None:
                 if not eq and i < len(tokens) and tokens[i] in PROVIDERS:
                     value = tokens[i]
@@ -151,44 +191,57 @@ def parse(line: str) -> BoardCommand:
                         f"unknown tunnel provider {value!r}",
                         "use --tunnel, " + ", ".join(f"--tunnel {n}" for n in providers.NAMES),
                     )
-                values[name] = value or "auto"
+                out.own.append(f"{_SPELLING[name]}={value or 'auto'}")
             else:
-                values[name] = True
+                out.own.append(_SPELLING[name])
+            out.given.add(name)
             continue
         guess = _suggest(name)
         own = guess.lstrip("-").replace("-", "_") if guess else ""
-        if guess is not None and own not in values and not (own == "logdir" and "logdir_spec" in values):
+        if guess is not None and own not in out.given and not (own == "logdir" and "logdir_spec" in out.given):
             raise UsageError(f"unknown option {tok.split('=')[0]!r}: did you mean {guess}?", HELP_HINT)
         # A TensorBoard flag: keep it, with its value if the next token is one.
         if not eq and i < len(tokens) and not tokens[i].startswith("-"):
             tok = f"{tok}={tokens[i]}"
             i += 1
-        extra.append(tok if tok.startswith("--") else "-" + tok)
-    if values.get("help"):
+        out.extra.append(tok if tok.startswith("--") else "-" + tok)
+    return out
+
+
+def parse(line: str) -> BoardCommand:
+    """Parse a ``%board`` line: the forgiving rewrite, then PARSER; raises UsageError with a suggested line."""
+    line_ = _rewrite(line)
+    args = PARSER.parse_args(line_.own)
+    for name, value in vars(args).items():
+        if value == []:  # argparse drops a value that is "--" even after "=" (--port=--): put it back
+            setattr(args, name, "--")
+    action, positional, extra = line_.action, line_.positional, line_.extra
+    if args.help:
         action = "help"
+    logdir = args.logdir
     if positional:
-        if action == "show" and "logdir" not in values and len(positional) == 1:
-            values["logdir"] = positional[0]
+        if action == "show" and "logdir" not in line_.given and len(positional) == 1:
+            logdir = positional[0]
         else:
             raise UsageError(f"unexpected {' '.join(map(repr, positional))}", HELP_HINT)
-    if action in ("list",) and (values or extra):
+    if action in ("list",) and (line_.given or extra):
         raise UsageError("%board list takes no options", "%board list")
-    if action == "kill" and (extra or set(values) - {"port", "pid", "logdir"}):
+    if action == "kill" and (extra or line_.given - {"port", "pid", "logdir"}):
         raise UsageError("%board kill takes only --port, --pid or --logdir", "%board kill --port 6006")
     return BoardCommand(
         action=action,
-        logdir=_opt_str(values.get("logdir")),
-        logdir_spec=_opt_str(values.get("logdir_spec")),
-        port=_maybe(inputs.port, values.get("port")),
-        height=_maybe(_height, values.get("height")),
-        timeout=_maybe(inputs.seconds, values.get("timeout")),
-        idle_timeout=_maybe(inputs.idle_timeout, values.get("idle_timeout")),
-        restart=bool(values.get("restart")),
-        display=not values.get("no_display"),
-        tunnel=_opt_str(values.get("tunnel")),
-        pid=_maybe(inputs.pid, values.get("pid")),
+        logdir=logdir,
+        logdir_spec=args.logdir_spec,
+        port=_maybe(inputs.port, args.port),
+        height=_maybe(_height, args.height),
+        timeout=_maybe(inputs.seconds, args.timeout),
+        idle_timeout=_maybe(inputs.idle_timeout, args.idle_timeout),
+        restart=args.restart,
+        display=not args.no_display,
+        tunnel=args.tunnel,
+        pid=_maybe(inputs.pid, args.pid),
         extra=tuple(extra),
-        notes=tuple(notes),
+        notes=tuple(line_.notes),
     )
 
 
