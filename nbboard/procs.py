@@ -76,8 +76,8 @@ def _not_mine(pid: int, owner: str) -> str:
     return f"process {pid} runs as another user, {owner}: skipped, nbboard signals only your own processes"
 
 
-def find_launched(pid: int, created: float, argv: Sequence[str]) -> tuple[psutil.Process | None, str]:
-    """The live process nbboard launched as ``argv`` at ``created``, or (None, why not)."""
+def _find(pid: int, same: Callable[[psutil.Process], str]) -> tuple[psutil.Process | None, str]:
+    """The live process ``pid`` of this user that ``same`` accepts (it returns "" or why not), or (None, why not)."""
     try:
         proc = psutil.Process(pid)
         if not _alive(proc):
@@ -85,19 +85,29 @@ def find_launched(pid: int, created: float, argv: Sequence[str]) -> tuple[psutil
         owner = other_owner(proc)
         if owner:
             return None, _not_mine(pid, owner)
+        why = same(proc)
+        return (None, why) if why else (proc, "")
+    except psutil.NoSuchProcess:
+        return None, f"process {pid} has exited"
+    except (psutil.AccessDenied, KeyError):
+        return None, f"process {pid} belongs to another user"
+
+
+def find_launched(pid: int, created: float, argv: Sequence[str]) -> tuple[psutil.Process | None, str]:
+    """The live process nbboard launched as ``argv`` at ``created``, or (None, why not)."""
+
+    def same(proc: psutil.Process) -> str:
         if abs(proc.create_time() - created) > CREATE_TIME_SLACK:
-            return None, f"pid {pid} now belongs to another program"
+            return f"pid {pid} now belongs to another program"
         try:
             cmdline = proc.cmdline()
         except psutil.AccessDenied:
             cmdline = list(argv)
         if argv and not _same_command(cmdline, argv):
-            return None, f"pid {pid} now runs another command"
-        return proc, ""
-    except psutil.NoSuchProcess:
-        return None, f"process {pid} has exited"
-    except psutil.AccessDenied:
-        return None, f"process {pid} belongs to another user"
+            return f"pid {pid} now runs another command"
+        return ""
+
+    return _find(pid, same)
 
 
 def _same_command(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
@@ -115,23 +125,15 @@ def find_tensorboard(pid: int, start_time: int) -> tuple[psutil.Process | None, 
     second it wrote the file, after its imports. A process created after that
     second, or long before it, is not the writer.
     """
-    try:
-        proc = psutil.Process(pid)
-        if not _alive(proc):
-            return None, f"process {pid} has exited"
-        owner = other_owner(proc)
-        if owner:
-            return None, _not_mine(pid, owner)
-        created = proc.create_time()
-        if not (start_time - 300 <= created <= start_time + 1):
-            return None, f"pid {pid} now belongs to another program"
+
+    def same(proc: psutil.Process) -> str:
+        if not (start_time - 300 <= proc.create_time() <= start_time + 1):
+            return f"pid {pid} now belongs to another program"
         if not any("tensorboard" in part for part in proc.cmdline()):
-            return None, f"pid {pid} now runs another command"
-        return proc, ""
-    except psutil.NoSuchProcess:
-        return None, f"process {pid} has exited"
-    except (psutil.AccessDenied, KeyError):
-        return None, f"process {pid} belongs to another user"
+            return f"pid {pid} now runs another command"
+        return ""
+
+    return _find(pid, same)
 
 
 def terminate_tree(proc: psutil.Process, grace: float = GRACE) -> None:
