@@ -138,21 +138,6 @@ def set_nodelay(pid: int) -> int:
         os.close(pidfd)
 
 
-def nodelay_flags(pid: int) -> list[tuple[bool, bool]]:
-    """(listening, TCP_NODELAY set) for each TCP socket of ``pid``, read through duplicates. Raises OSError."""
-    pidfd = _pidfd_open(pid)
-    found = []
-    try:
-        for target in _socket_fds(pid):
-            with socket.socket(fileno=_pidfd_getfd(pidfd, target)) as sock:
-                if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-                    listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
-                    found.append((listening, bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))))
-    finally:
-        os.close(pidfd)
-    return found
-
-
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``, oldest first, from /proc (no psutil: this runs inside every board)."""
     found: list[int] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -153,3 +154,23 @@ def plant_record(pid: int, create_time: float, argv: list[str], port: int = 1, l
         )
     )
     return Path(record.path)
+
+
+def nodelay_flags(pid: int) -> list[tuple[bool, bool]]:
+    """(listening, TCP_NODELAY set) for each TCP socket of ``pid``, read through duplicates. Raises OSError.
+
+    Only tests ask this, so it lives here rather than in nbboard.nodelay.
+    """
+    from nbboard import nodelay
+
+    pidfd = nodelay._pidfd_open(pid)
+    found = []
+    try:
+        for target in nodelay._socket_fds(pid):
+            with socket.socket(fileno=nodelay._pidfd_getfd(pidfd, target)) as sock:
+                if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                    listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+                    found.append((listening, bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))))
+    finally:
+        os.close(pidfd)
+    return found

@@ -26,10 +26,10 @@ import pytest
 import requests
 
 import nbboard
-from nbboard import api, nodelay, registry, serve, standby
+from nbboard import api, registry, serve, standby
 from nbboard.config import BoardConfig
 from nbboard.registry import StandbyRecord
-from tests.helpers import concurrent_starts, nbboard_cli, tensorboards_serving, tensorboards_under
+from tests.helpers import concurrent_starts, nbboard_cli, nodelay_flags, tensorboards_serving, tensorboards_under
 from tests.kernel import Kernel, widget_state
 
 LINUX = sys.platform.startswith("linux")
@@ -99,7 +99,7 @@ def test_nodelay_is_set_on_the_real_data_server_sockets(isolated: Path, demo_log
     assert inst.record.nodelay is True and "socket(s) of pid" in inst.record.nodelay_note
     assert inst.record.argv[1:3] == ("-m", "nbboard.serve")
     assert len(_scalars(inst)) == 50  # the dashboard's data comes through the data server
-    flags = nodelay.nodelay_flags(_data_server(inst.pid).pid)
+    flags = nodelay_flags(_data_server(inst.pid).pid)
     listening = [on for is_listener, on in flags if is_listener]
     accepted = [on for is_listener, on in flags if not is_listener]
     assert listening == [True] and accepted and all(accepted)
@@ -127,7 +127,7 @@ def test_nodelay_failure_still_starts_a_working_board_and_says_why(
     assert inst.record.nodelay is False
     if LINUX:
         assert "ENOSYS" in inst.record.nodelay_note and "Linux ≥ 5.6" in inst.record.nodelay_note
-        flags = nodelay.nodelay_flags(_data_server(inst.pid).pid)
+        flags = nodelay_flags(_data_server(inst.pid).pid)
         assert flags and not any(on for _, on in flags)  # left exactly as TensorBoard made them
     assert _listed(inst.pid)["tcp_nodelay"] == {"applied": False, "detail": inst.record.nodelay_note}
 
@@ -294,7 +294,7 @@ def test_standby_is_recorded_then_becomes_the_next_board(isolated: Path, demo_lo
     assert _standbys() == [] and not Path(ready.secret_file).exists()
     if LINUX:
         assert inst.record.nodelay is True
-        assert all(on for _, on in nodelay.nodelay_flags(_data_server(inst.pid).pid))
+        assert all(on for _, on in nodelay_flags(_data_server(inst.pid).pid))
     entry = _listed(inst.pid)
     assert entry["from_standby"] is True and entry["status"] == "running"
     assert nbboard.start(str(demo_logs)).reused  # identity (pid, creation time, argv) proves it on reuse
