@@ -39,7 +39,8 @@ MAX_RECORD_BYTES = 256 * 1024
 RECORD_NAME = re.compile(r"^pid-[0-9]+\.json$")
 SECRET_NAME = re.compile(r"^tunnel-[0-9a-f]{12}\.secret$")
 STANDBY_KEY_NAME = re.compile(r"^standby-[0-9a-f]{12}\.key$")
-LOCK_NAME = re.compile(r"^[0-9a-f]{24}\.lock$")
+#: Start locks (one per logdir key) and the standby's; both are removed when nobody holds them.
+LOCK_NAME = re.compile(r"^([0-9a-f]{24}|standby)\.lock$")
 
 SOURCE_NBBOARD = "nbboard"
 SOURCE_TENSORBOARD = "tensorboard"

@@ -41,7 +41,7 @@ def test_the_installed_command_writes_the_demo(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "wrote example summaries" in done.stderr
+    assert "wrote example summaries" in done.stdout
     for run in ("train", "eval"):
         assert list((tmp_path / "demo" / "logs" / run).glob("events.out.tfevents.*"))
 

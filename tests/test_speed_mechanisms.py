@@ -372,6 +372,7 @@ def test_kill_clears_the_standby(isolated: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert not psutil.pid_exists(ready.pid) or psutil.Process(ready.pid).status() == psutil.STATUS_ZOMBIE
     assert _standbys() == [] and not Path(ready.secret_file).exists() and not Path(ready.log_path).exists()
+    assert [p.name for p in registry.locks_dir().iterdir()] == []  # standby.lock too: nobody holds it any more
 
 
 def test_kill_also_clears_a_standby_still_importing(isolated: Path) -> None:

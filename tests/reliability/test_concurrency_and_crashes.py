@@ -78,7 +78,9 @@ def _kill_and_count(logdir: Path, scenario: str, what: str, bad: int) -> None:
     orphans = _orphans(logdir)
     leftover_records = list(registry.boards_dir().glob("*.json"))
     record(scenario, f"{bad} {what}, {len(orphans)} orphan processes, {len(leftover_records)} orphan records")
-    assert (bad, len(orphans), len(leftover_records)) == (0, 0, 0)
+    assert (bad, len(orphans), len(leftover_records)) == (0, 0, 0), [
+        (p.name, p.read_text(errors="replace")[:400]) for p in leftover_records
+    ]
 
 
 def test_crash_loop_never_reuses_a_dead_board(isolated: Path, demo_logs: Path) -> None:
