@@ -401,7 +401,9 @@ def write_private(path: Path, text: str) -> None:
             f"{MAX_RECORD_BYTES}",
             "shorten the logdir or the TensorBoard flags",
         )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    # The writer's pid in the name: a writer killed before the rename (SIGKILL) leaves this file, and whoever
+    # finds it can tell it from a write in progress (see leftover_temp_files).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, 0o600)
@@ -422,9 +424,61 @@ def write_private(path: Path, text: str) -> None:
 
 def check_writable() -> None:
     """Raise RegistryError now if a record could not be written (a full disk, a read-only file system)."""
-    write_private(boards_dir() / ".tmp-probe.json", "{}")
+    probe = boards_dir() / f".tmp-{os.getpid()}-probe.json"
+    write_private(probe, "{}")
     with contextlib.suppress(OSError):
-        os.unlink(boards_dir() / ".tmp-probe.json")
+        os.unlink(probe)
+
+
+#: Temp files of :func:`write_private` (``.tmp-<writer pid>-<random>.json``; an older nbboard named no pid).
+TEMP_NAME = re.compile(r"^\.tmp-(?:([0-9]+)-)?[A-Za-z0-9_]+\.json$")
+
+
+@dataclass(frozen=True)
+class TempFile:
+    """A temp file of an atomic write, which only a writer killed mid-write leaves behind."""
+
+    path: str
+    writer_pid: int | None  # None: named by an nbboard that did not record its pid
+    age: float  # seconds since it was last written
+
+
+def temp_files() -> list[TempFile]:
+    """Every temp file of an atomic write in the registry (this user's, regular files, named as nbboard names them).
+
+    Readers never read them; :func:`nbboard.api.collect_garbage` removes those whose writer is gone.
+    """
+    root = config.home()
+    found: list[TempFile] = []
+    now = time.time()
+    for directory in (root, *(root / name for name in SUBDIRS)):
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            match = TEMP_NAME.match(entry.name)
+            if not match:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+                continue
+            pid = int(match[1]) if match[1] else None
+            found.append(TempFile(entry.path, pid, now - st.st_mtime))
+    return found
+
+
+def remove_temp_file(temp: TempFile) -> None:
+    """Delete a temp file found by :func:`temp_files` (never a link, never outside the registry)."""
+    path = Path(temp.path)
+    root = config.home()
+    if TEMP_NAME.match(path.name) and path.parent in (root, *(root / name for name in SUBDIRS)):
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                path.unlink()
 
 
 def write(record: BoardRecord) -> BoardRecord:
