@@ -58,7 +58,7 @@ def choose_provider(provider: str | None) -> tuple[str, str]:
         if token and not ngrok.installed():
             return "localtunnel", (
                 f"using localtunnel: an ngrok auth token was found ({source}) but pyngrok is not installed "
-                "(pip install 'nbboard[ngrok]' to use ngrok)"
+                "(pip install pyngrok to use ngrok)"
             )
         if token:
             return "ngrok", f"using ngrok (auth token from {source})"
@@ -68,7 +68,7 @@ def choose_provider(provider: str | None) -> tuple[str, str]:
     if provider == "ngrok" and not ngrok.installed():
         raise TunnelError(
             "--provider ngrok needs pyngrok, which is not installed",
-            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+            "pip install pyngrok (nbboard depends on it; this environment lacks it), or use --provider localtunnel",
         )
     return provider, ""
 

@@ -39,7 +39,7 @@ def save_token(token: str) -> str:
 
 
 def installed() -> bool:
-    """pyngrok is an extra (``nbboard[ngrok]``): pyngrok 9 needs a newer PyYAML than Colab ships."""
+    """pyngrok is a dependency, but an environment can lack it (``pip install --no-deps``, or removed since)."""
     import importlib.util
 
     return importlib.util.find_spec("pyngrok") is not None
@@ -94,7 +94,7 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
     except ImportError:
         raise TunnelError(
             "pyngrok is not installed",
-            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+            "pip install pyngrok (nbboard depends on it; this environment lacks it), or use --provider localtunnel",
         ) from None
     if not settings.token:
         raise TunnelError("no ngrok auth token found", TOKEN_HELP)
