@@ -49,7 +49,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/recipe" 2>/dev/null)" != "$rec
   echo "tests/run.sh: making the test venv $venv from $base_python (once; reused while pyproject.toml is unchanged)"
   rm -rf "$venv"
   "$base_python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q -e '.[test]'
+  # (this machine's pip config names local indexes that may be absent: their warnings are noise)
+  "$venv/bin/python" -m pip install -q -e '.[test]' 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$recipe" >"$venv/recipe"
 fi
 export VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH"
