@@ -402,7 +402,7 @@ def write_private(path: Path, text: str) -> None:
             "shorten the logdir or the TensorBoard flags",
         )
     # The writer's pid in the name: a writer killed before the rename (SIGKILL) leaves this file, and whoever
-    # finds it can tell it from a write in progress (see leftover_temp_files).
+    # finds it can tell it from a write in progress (see temp_files).
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as f:
