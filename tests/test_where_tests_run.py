@@ -26,7 +26,6 @@ from tests.helpers import ROOT
 #: real kernel and IPython (history, startup files, Jupyter's runtime and data files under HOME).
 CWD_SENSITIVE = [
     "tests/test_shared_machine.py::test_every_documented_exit_code",
-    "tests/test_launcher.py::test_bad_input_is_one_clear_message",
     "tests/test_packaging.py::test_the_kernel_runs_the_same_nbboard",
 ]
 
