@@ -100,8 +100,7 @@ def auto() -> tuple[bool, str]:
     token, source = find_token()
     if token and not installed():
         return False, (
-            f"an ngrok auth token was found ({source}) but pyngrok is not installed "
-            "(pip install pyngrok to use ngrok)"
+            f"an ngrok auth token was found ({source}) but pyngrok is not installed (pip install pyngrok to use ngrok)"
         )
     if token:
         return True, f"using ngrok (auth token from {source})"
