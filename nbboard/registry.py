@@ -269,7 +269,7 @@ class Skipped:
 # Directory
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "tmp")
 
 
 def ensure_home() -> Path:
@@ -379,6 +379,11 @@ def locks_dir() -> Path:
     return ensure_home() / "locks"
 
 
+def private_tmp_dir() -> Path:
+    """A 0700 temp directory for boards whose TensorBoard would write into the shared one (see nbboard.tbinfo)."""
+    return ensure_home() / "tmp"
+
+
 def record_path(pid: int) -> Path:
     return boards_dir() / f"pid-{pid}.json"
 
@@ -443,7 +448,7 @@ def remove(record: BoardRecord | TunnelRecord) -> bool:
         return False
     path = Path(record.path)
     if isinstance(record, BoardRecord) and record.source == SOURCE_TENSORBOARD:
-        ours = re.match(r"^pid-[0-9]+\.info$", path.name) and path.parent == tensorboard_info_dir()
+        ours = TENSORBOARD_INFO_NAME.match(path.name) and path.parent == tensorboard_info_dir()
     else:
         ours = RECORD_NAME.match(path.name) and path.parent in (config.home() / "boards", config.home() / "tunnels")
     if not ours:
@@ -646,29 +651,43 @@ def tensorboard_info_dir() -> Path:
     return Path(tempfile.gettempdir()) / ".tensorboard-info"
 
 
+#: The names TensorBoard gives its info files.
+TENSORBOARD_INFO_NAME = re.compile(r"^pid-[0-9]+\.info$")
+
+
 def read_tensorboard_registry() -> tuple[list[BoardRecord], list[Skipped]]:
     """Records from ``%tensorboard``'s registry, as BoardRecords of source "tensorboard".
 
-    TensorBoard's info files carry no creation time or command line: the
-    liveness check for them uses ``start_time`` instead (see procs.find_tensorboard).
+    The directory is shared by every user and writable by all of them: each
+    entry is lstat'ed first, and only regular files of yours are opened, so
+    another user's links, pipes or hundreds of thousands of junk files cost a
+    stat each and are never opened. TensorBoard's info files carry no creation
+    time or command line: the liveness check for them uses ``start_time``
+    instead (see procs.find_tensorboard).
     """
     found: list[BoardRecord] = []
     skipped: list[Skipped] = []
+    uid = os.getuid() if hasattr(os, "getuid") else None
     try:
-        entries = sorted(os.scandir(tensorboard_info_dir()), key=lambda e: e.name)
+        with os.scandir(tensorboard_info_dir()) as it:
+            entries = [e for e in it if TENSORBOARD_INFO_NAME.match(e.name)]
     except OSError:
         return found, skipped
-    for entry in entries:
-        if not entry.name.endswith(".info"):
-            continue
-        path = Path(entry.path)
+    for entry in sorted(entries, key=lambda e: e.name):
         try:
-            data = read_trusted_json(path)
-            found.append(_from_tensorboard_info(data, str(path)))
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if uid is not None and st.st_uid != uid:
+            continue  # another user's (the directory is shared): not ours to open or to report
+        path = Path(entry.path)
+        if not stat.S_ISREG(st.st_mode):
+            skipped.append(Skipped(str(path), "not a regular file"))
+            continue
+        try:
+            found.append(_from_tensorboard_info(read_trusted_json(path), str(path)))
         except ValueError as e:
-            # Another user's files live here too (the directory is shared): not ours to report loudly.
-            if "not you" not in str(e):
-                skipped.append(Skipped(str(path), str(e)))
+            skipped.append(Skipped(str(path), str(e)))
     return found, skipped
 
 
