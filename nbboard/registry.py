@@ -652,38 +652,51 @@ def tensorboard_info_dir() -> Path:
 
 
 #: The names TensorBoard gives its info files.
-TENSORBOARD_INFO_NAME = re.compile(r"^pid-[0-9]+\.info$")
+TENSORBOARD_INFO_NAME = re.compile(r"^pid-([0-9]{1,10})\.info$")
+
+
+def _pid_limit() -> int:
+    """No pid on this machine is above this (Linux's pid_max; elsewhere no limit known)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return max(int(f.read()), 32768)
+    except (OSError, ValueError):
+        return 2**32
 
 
 def read_tensorboard_registry() -> tuple[list[BoardRecord], list[Skipped]]:
     """Records from ``%tensorboard``'s registry, as BoardRecords of source "tensorboard".
 
-    The directory is shared by every user and writable by all of them: each
-    entry is lstat'ed first, and only regular files of yours are opened, so
-    another user's links, pipes or hundreds of thousands of junk files cost a
-    stat each and are never opened. TensorBoard's info files carry no creation
-    time or command line: the liveness check for them uses ``start_time``
-    instead (see procs.find_tensorboard).
+    The directory is shared by every user and writable by all of them, so
+    nothing in it is opened before it is known to be a regular file of yours:
+    a name TensorBoard would not give (``pid-N.info``, N a possible pid) costs
+    nothing, a link, pipe or directory nothing more (the directory entry's
+    type), a regular file one ``lstat``. Another user's entries are neither
+    opened nor reported. TensorBoard's info files carry no creation time or
+    command line: the liveness check for them uses ``start_time`` instead
+    (see procs.find_tensorboard).
     """
     found: list[BoardRecord] = []
     skipped: list[Skipped] = []
     uid = os.getuid() if hasattr(os, "getuid") else None
+    limit = _pid_limit()
+    candidates = []
     try:
         with os.scandir(tensorboard_info_dir()) as it:
-            entries = [e for e in it if TENSORBOARD_INFO_NAME.match(e.name)]
+            for entry in it:
+                match = TENSORBOARD_INFO_NAME.match(entry.name)
+                if match and int(match.group(1)) <= limit and entry.is_file(follow_symlinks=False):
+                    candidates.append(entry)
     except OSError:
         return found, skipped
-    for entry in sorted(entries, key=lambda e: e.name):
+    for entry in sorted(candidates, key=lambda e: e.name):
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if uid is not None and st.st_uid != uid:
+        if (uid is not None and st.st_uid != uid) or not stat.S_ISREG(st.st_mode):
             continue  # another user's (the directory is shared): not ours to open or to report
         path = Path(entry.path)
-        if not stat.S_ISREG(st.st_mode):
-            skipped.append(Skipped(str(path), "not a regular file"))
-            continue
         try:
             found.append(_from_tensorboard_info(read_trusted_json(path), str(path)))
         except ValueError as e:
