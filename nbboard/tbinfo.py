@@ -29,7 +29,7 @@ import stat
 import sys
 from typing import Any
 
-from . import registry
+from . import config, registry
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -125,16 +125,18 @@ def _write_by_path(text: str, pid: int) -> str:
 
 
 def remove(pid: int | None = None) -> None:
-    """Delete ``pid``'s info file if it is a regular file of yours (this process's: only the one it wrote)."""
+    """Delete ``pid``'s info file if it is a regular file of yours (this process's: only the one it wrote),
+    in the shared directory and in nbboard's private one (boards of another command write there)."""
     pid = os.getpid() if pid is None else pid
-    path = registry.tensorboard_info_dir() / name(pid)
-    with contextlib.suppress(OSError):
-        st = os.lstat(path)
-        if not (stat.S_ISREG(st.st_mode) and _mine(st)):
-            return
-        if pid == os.getpid() and _written and (st.st_dev, st.st_ino) not in _written:
-            return
-        os.unlink(path)
+    private = config.home() / "tmp" / ".tensorboard-info" / name(pid)
+    for path in (registry.tensorboard_info_dir() / name(pid), private):
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if not (stat.S_ISREG(st.st_mode) and _mine(st)):
+                continue
+            if pid == os.getpid() and _written and (st.st_dev, st.st_ino) not in _written and path != private:
+                continue
+            os.unlink(path)
 
 
 def install() -> None:

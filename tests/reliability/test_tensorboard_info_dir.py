@@ -342,7 +342,7 @@ def test_your_boards_are_still_in_tensorboards_registry_where_it_is_yours(
     """In a temp directory of your own, ``%tensorboard``'s ``manager.get_all()`` still finds nbboard's boards,
     as it always did; a board of another command writes its file only in nbboard's private temp directory."""
     import nbboard
-    from nbboard import registry
+    from nbboard import api, registry
     from nbboard.config import BoardConfig
 
     tensorboard_manager = pytest.importorskip("tensorboard.manager")
@@ -353,4 +353,9 @@ def test_your_boards_are_still_in_tensorboards_registry_where_it_is_yours(
     monkeypatch.setenv("NBBOARD_TENSORBOARD", f"{sys.executable} -m tensorboard.main")
     other = nbboard.start(str(demo_logs / "run1"), config=BoardConfig(standby=False))
     assert other.pid not in {i.pid for i in tensorboard_manager.get_all()}
-    assert (registry.private_tmp_dir() / ".tensorboard-info" / f"pid-{other.pid}.info").is_file()
+    private = registry.private_tmp_dir() / ".tensorboard-info" / f"pid-{other.pid}.info"
+    assert private.is_file()
+    os.kill(other.pid, signal.SIGKILL)  # no atexit clean-up by TensorBoard: nbboard's kill removes the file
+    psutil.Process(other.pid).wait(10)
+    api.kill()
+    assert not private.exists()
