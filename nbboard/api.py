@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby
+from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby, tbinfo
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -433,11 +433,8 @@ def _forget(instance: Instance) -> None:
     registry.remove(instance.record)
     if instance.is_ours:
         registry.remove_log_file(instance.log_path)
-        tb_info = registry.tensorboard_info_dir() / f"pid-{instance.pid}.info"
         if not psutil.pid_exists(instance.pid) or liveness.owner(instance.record)[0] is None:
-            with contextlib.suppress(OSError):
-                if tb_info.is_file() and not tb_info.is_symlink():
-                    tb_info.unlink()
+            tbinfo.remove(instance.pid)
 
 
 def _remove_orphan_logs() -> int:

@@ -270,7 +270,7 @@ class Skipped:
 # Directory
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "tmp")
 
 
 def ensure_home() -> Path:
@@ -378,6 +378,11 @@ def logs_dir() -> Path:
 
 def locks_dir() -> Path:
     return ensure_home() / "locks"
+
+
+def private_tmp_dir() -> Path:
+    """A 0700 temp directory for boards whose TensorBoard would write into the shared one (see nbboard.tbinfo)."""
+    return ensure_home() / "tmp"
 
 
 def record_path(pid: int) -> Path:
@@ -498,7 +503,7 @@ def remove(record: BoardRecord | TunnelRecord) -> bool:
         return False
     path = Path(record.path)
     if isinstance(record, BoardRecord) and record.source == SOURCE_TENSORBOARD:
-        ours = re.match(r"^pid-[0-9]+\.info$", path.name) and path.parent == tensorboard_info_dir()
+        ours = TENSORBOARD_INFO_NAME.match(path.name) and path.parent == tensorboard_info_dir()
     else:
         ours = RECORD_NAME.match(path.name) and path.parent in (config.home() / "boards", config.home() / "tunnels")
     if not ours:
@@ -701,29 +706,56 @@ def tensorboard_info_dir() -> Path:
     return Path(tempfile.gettempdir()) / ".tensorboard-info"
 
 
+#: The names TensorBoard gives its info files.
+TENSORBOARD_INFO_NAME = re.compile(r"^pid-([0-9]{1,10})\.info$")
+
+
+def _pid_limit() -> int:
+    """No pid on this machine is above this (Linux's pid_max; elsewhere no limit known)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return max(int(f.read()), 32768)
+    except (OSError, ValueError):
+        return 2**32
+
+
 def read_tensorboard_registry() -> tuple[list[BoardRecord], list[Skipped]]:
     """Records from ``%tensorboard``'s registry, as BoardRecords of source "tensorboard".
 
-    TensorBoard's info files carry no creation time or command line: the
-    liveness check for them uses ``start_time`` instead (see procs.find_tensorboard).
+    The directory is shared by every user and writable by all of them, so
+    nothing in it is opened before it is known to be a regular file of yours:
+    a name TensorBoard would not give (``pid-N.info``, N a possible pid) costs
+    nothing, a link, pipe or directory nothing more (the directory entry's
+    type), a regular file one ``lstat``. Another user's entries are neither
+    opened nor reported. TensorBoard's info files carry no creation time or
+    command line: the liveness check for them uses ``start_time`` instead
+    (see procs.find_tensorboard).
     """
     found: list[BoardRecord] = []
     skipped: list[Skipped] = []
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    limit = _pid_limit()
+    candidates = []
     try:
-        entries = sorted(os.scandir(tensorboard_info_dir()), key=lambda e: e.name)
+        with os.scandir(tensorboard_info_dir()) as it:
+            for entry in it:
+                match = TENSORBOARD_INFO_NAME.match(entry.name)
+                if match and int(match.group(1)) <= limit and entry.is_file(follow_symlinks=False):
+                    candidates.append(entry)
     except OSError:
         return found, skipped
-    for entry in entries:
-        if not entry.name.endswith(".info"):
+    for entry in sorted(candidates, key=lambda e: e.name):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
             continue
+        if (uid is not None and st.st_uid != uid) or not stat.S_ISREG(st.st_mode):
+            continue  # another user's (the directory is shared): not ours to open or to report
         path = Path(entry.path)
         try:
-            data = read_trusted_json(path)
-            found.append(_from_tensorboard_info(data, str(path)))
+            found.append(_from_tensorboard_info(read_trusted_json(path), str(path)))
         except ValueError as e:
-            # Another user's files live here too (the directory is shared): not ours to report loudly.
-            if "not you" not in str(e):
-                skipped.append(Skipped(str(path), str(e)))
+            skipped.append(Skipped(str(path), str(e)))
     return found, skipped
 
 
