@@ -119,6 +119,19 @@ def killed(
 # JSON for --json: one shape everywhere, never a secret
 
 
+def demo_next_steps(instance: Instance, logdir: str) -> str:
+    """After ``nbboard demo``: how to open the board, the notebook line for the same logs (absolute: a notebook
+    runs wherever it was opened), how to stop it."""
+    import shlex
+
+    return (
+        f"open it:        {instance.url}  (on a remote machine: ssh -L {instance.port}:127.0.0.1:{instance.port} "
+        f"YOU@HOST first, or: nbboard tunnel --port {instance.port})\n"
+        f"in a notebook:  %load_ext nbboard   then   %board --logdir {shlex.quote(logdir)}\n"
+        f"stop it:        nbboard kill --port {instance.port}"
+    )
+
+
 def instance_json(instance: Instance) -> dict[str, Any]:
     """The public JSON form of a board (``nbboard list --json``, ``start --json``, ``kill --json``)."""
     data: dict[str, Any] = {

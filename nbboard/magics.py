@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
 STANDBY_DELAY = 0.5
+#: Seconds ``%board`` waits for a reuse before drawing a "starting" board (a real start takes about a second).
+REUSE_WAIT = 0.05
+REUSE_WAIT_COLAB = 0.5
 
 
 def _option(name: str) -> traitlets.TraitType[Any, Any]:
@@ -223,8 +226,11 @@ class BoardMagics(Magics):
             standby_hook=self._hurry_standby,
         )
         pool.shutdown(wait=False)
+        # A reuse answers in a few ms. On Colab, where every update re-renders the whole output, a reuse slowed
+        # by a busy machine gets longer before a "starting" output is drawn (a real start takes a second).
+        wait = REUSE_WAIT_COLAB if embed.environment() == "colab" else REUSE_WAIT
         try:
-            instance = pending.result(timeout=0.05)  # a reuse answers in a few ms
+            instance = pending.result(timeout=wait)
         except FutureTimeout:
             instance = None
         board = None
@@ -259,7 +265,7 @@ class BoardMagics(Magics):
             known.widget.height = height
             known.redisplay()
             return known
-        board = embed.Board(height, instance.logdir)
+        board = embed.Board(height, instance.logdir, instance=instance)  # drawn running from its first frame
         board.show(instance)
         self._remember(instance, board)
         return board
