@@ -249,3 +249,20 @@ def test_every_setting_is_one_magic_option_with_its_default_and_help() -> None:
     configured = magics.BoardMagics(None, config=Config({"BoardMagics": {"height": 600, "idle_timeout": "2h"}}))
     assert configured.board_config() == config.BoardConfig(height=600, idle_timeout="2h")
     assert magics.BoardMagics(None).board_config() == config.BoardConfig()
+
+
+def test_the_cli_and_the_magic_describe_each_start_option_alike() -> None:
+    """One definition of the start options: each one's spelling and help text shows in `nbboard start --help`
+    and in `%board --help` alike, so the two front ends cannot drift apart."""
+    import argparse
+
+    from nbboard import cli, options
+
+    shared = argparse.ArgumentParser(add_help=False)
+    options.add_start_options(shared)
+    cli_help = " ".join(cli.build_parser().commands["start"].format_help().split())  # type: ignore[attr-defined]
+    magic_help = " ".join(magic_args.USAGE.split())
+    for action in shared._actions:
+        assert action.option_strings[0] in cli_help and action.help in cli_help, action.dest
+        if action.dest != "logdir":  # the magic's usage names --logdir in its first line
+            assert f"{action.option_strings[0]} " in magic_help and action.help in magic_help, action.dest
