@@ -97,6 +97,65 @@ def test_garbage_in_the_registry_is_skipped_reported_and_kept(
     assert (boards / "link.json").is_symlink() and outside.exists()
 
 
+_ONE_OF_EACH = {
+    "boards": (
+        registry.write,
+        registry.read_all,
+        registry.BoardRecord(pid=4242, port=1, logdir="/", create_time=0.0, cache_key="", argv=(), start_time=0),
+    ),
+    "tunnels": (
+        registry.write_tunnel,
+        registry.read_tunnels,
+        registry.TunnelRecord(
+            provider="localtunnel",
+            public_url="https://x",
+            helper_pid=7,
+            helper_create_time=0.0,
+            gate_port=0,
+            board_pid=4242,
+        ),
+    ),
+    "standby": (
+        registry.write_standby,
+        registry.read_standbys,
+        registry.StandbyRecord(
+            pid=4242, create_time=0.0, argv=(), python="py", version="0", start_time=0, idle_timeout=1.0
+        ),
+    ),
+    "ended": (
+        registry.write_ended,
+        registry.read_ended,
+        registry.EndedRecord(pid=4242, port=1, logdir="/", reason="idle", ended_at=0),
+    ),
+}
+
+
+@pytest.mark.parametrize("subdir", sorted(_ONE_OF_EACH))
+def test_every_kind_of_record_is_read_by_one_rule(isolated: Path, tmp_path: Path, subdir: str) -> None:
+    """Boards, tunnels, standbys and ended notes skip the same files: a temp file of a write in progress silently;
+    a record under a name nbboard does not write, a link and junk reported. Before, the tunnel reader took a record
+    under another board's name, and the standby and ended readers took any ``pid-*.json`` (issue 20, item 1)."""
+    write, read, record = _ONE_OF_EACH[subdir]
+    good = Path(write(record).path)
+    directory = good.parent
+    assert directory == registry.ensure_home() / subdir
+    text = good.read_text()
+    (directory / "pid-999.json").write_text(text)  # the right format under another pid's name
+    (directory / "notes.json").write_text(text)
+    (directory / "pid-5.json").write_bytes(b"not json")
+    (directory / ".tmp-1-abc.json").write_text(text)
+    outside = tmp_path / "outside.json"
+    outside.write_text(text)
+    (directory / "pid-6.json").symlink_to(outside)
+
+    found, skipped = read()
+    records = list(found.values()) if isinstance(found, dict) else found
+    assert [r.path for r in records] == [str(good)]
+    assert sorted(Path(s.path).name for s in skipped) == ["notes.json", "pid-5.json", "pid-6.json", "pid-999.json"]
+    assert all((directory / name).exists() for name in ("pid-999.json", "notes.json", "pid-5.json", ".tmp-1-abc.json"))
+    assert outside.exists()
+
+
 def test_registry_directory_is_made_private(isolated: Path, demo_logs: Path) -> None:
     home = Path(os.environ["NBBOARD_HOME"])
     home.mkdir(mode=0o755)
