@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby, tbinfo
+from . import inputs, janitor, launcher, liveness, logdirs, procs, registry, serve, standby
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -137,7 +137,7 @@ def start(
         if restart and old_ports:
             registry.check_writable()  # nor a registry the new record cannot be written to
         for c in doomed:
-            _stop_and_forget(c.instance, c.proc)
+            janitor.stop_and_forget(c.instance, c.proc)
             if c.proc is not None and restart:
                 stopped.append(c.instance)
         result = launcher.launch(
@@ -288,17 +288,9 @@ def collect_garbage() -> list[Instance]:
     pruned = []
     for c in checked:
         if c.instance.is_ours and c.instance.status == "stale" and c.proc is None:
-            _forget(c.instance)
+            janitor.forget(c.instance)
             pruned.append(c.instance)
-    for orphan in orphan_tunnels.values():
-        tunnel_lifecycle.stop_helper(orphan)
-        registry.remove_log_file(orphan.log_path)
-    standby.collect_garbage()
-    registry.remove_idle_locks()  # one per logdir ever started would otherwise stay forever
-    remove_dead_writes()
-    for note in registry.read_ended()[0]:
-        if note.ended_at < time.time() - registry.ENDED_KEPT:
-            registry.remove_ended(note)
+    janitor.sweep(orphan_tunnels.values())
     return pruned
 
 
@@ -363,100 +355,10 @@ def kill(
     stopped = [dataclasses.replace(c.instance, status="stopped") for c in chosen if c.proc is not None]
     cleaned = [c.instance for c in chosen if c.proc is None]
     for c in chosen:
-        _forget(c.instance)
-    removed_logs = 0
-    standbys: list[StandbyRecord] = []
-    ended: list[EndedRecord] = []
-    if everything:
-        standbys = standby.clear()
-        ended = registry.read_ended()[0]
-        for note in ended:
-            registry.remove_ended(note)
-        for orphan in orphan_tunnels.values():
-            tunnel_lifecycle.stop_helper(orphan)
-            registry.remove_log_file(orphan.log_path)
-        stopped += _stop_unrecorded()
-        removed_logs = _remove_orphan_logs()
-        registry.remove_idle_locks()
-        remove_dead_writes()
-    return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs, tuple(standbys), tuple(ended))
-
-
-#: No record write takes this long: a temp file older than this is left over even if its writer's pid was reused.
-WRITE_LIMIT = 60.0
-
-
-def remove_dead_writes() -> int:
-    """Remove the temp files of writes whose writer died before renaming them (a starter killed mid-write);
-    returns how many. A write in progress (its writer alive, the file fresh) is left alone."""
-    removed = 0
-    for temp in registry.temp_files():
-        alive = temp.writer_pid is not None and psutil.pid_exists(temp.writer_pid)
-        if not alive or temp.age > WRITE_LIMIT or temp.age < -WRITE_LIMIT:
-            registry.remove_temp_file(temp)
-            removed += 1
-    return removed
-
-
-def _stop_unrecorded() -> list[Instance]:
-    """Processes this registry started whose record was never written (their starter died in between)."""
-    records, _ = registry.read_all()
-    tunnels, _ = registry.read_tunnels()
-    known = {r.pid for r in records} | {t.helper_pid for t in tunnels.values()}
-    strays = procs.tagged(procs.OWNER_VAR, procs.owner_tag(), known)
-    # Only the roots: a stray's own children (TensorBoard's data server) go with it.
-    stray_pids = {p.pid for p in strays}
-    roots = [p for p in strays if _parent_pid(p) not in stray_pids | known]
-    procs.terminate_trees(roots)
-    return [
-        Instance(
-            BoardRecord(pid=p.pid, port=0, logdir="(unrecorded)", create_time=0.0, cache_key="", argv=(), start_time=0),
-            status="stopped",
-        )
-        for p in roots
-    ]
-
-
-def _parent_pid(proc: psutil.Process) -> int:
-    try:
-        return proc.ppid()
-    except psutil.Error:
-        return 0
-
-
-def _stop_and_forget(instance: Instance, proc: psutil.Process | None) -> None:
-    if proc is not None:
-        procs.terminate_tree(proc)
-    _forget(instance)
-
-
-def _forget(instance: Instance) -> None:
-    """Remove every trace of a board that is gone: record, log, tunnel, TensorBoard's info file."""
-    if instance.tunnel is not None:
-        tunnel_lifecycle.stop_helper(instance.tunnel)
-        registry.remove_log_file(instance.tunnel.log_path)
-    registry.remove(instance.record)
-    if instance.is_ours:
-        registry.remove_log_file(instance.log_path)
-        if not psutil.pid_exists(instance.pid) or liveness.owner(instance.record)[0] is None:
-            tbinfo.remove(instance.pid)
-
-
-def _remove_orphan_logs() -> int:
-    """Logs nbboard named whose board or tunnel has no record any more."""
-    records, _ = registry.read_all()
-    tunnels, _ = registry.read_tunnels()
-    in_use = {r.log_path for r in records} | {t.log_path for t in tunnels.values()}
-    removed = 0
-    recent = time.time() - 30  # a start in another process may not have written its record yet
-    for path in registry.logs_dir().glob("*.log"):
-        if not registry.LOG_NAME.match(path.name) or str(path) in in_use or path.is_symlink():
-            continue
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < recent:
-                path.unlink()
-                removed += 1
-    return removed
+        janitor.forget(c.instance)
+    cleared = janitor.clear_everything(orphan_tunnels.values()) if everything else janitor.Cleared()
+    stopped += cleared.stopped
+    return KillReport(tuple(stopped), tuple(cleaned), skipped, cleared.removed_logs, cleared.standbys, cleared.ended)
 
 
 __all__ = [
@@ -558,7 +460,6 @@ def close_tunnels(port: int | None = None) -> list[Instance]:
     for inst in list_instances():
         if inst.tunnel is not None and (port is None or inst.port == port):
             tunnel_lifecycle.stop_helper(inst.tunnel)
-            registry.remove_log_file(inst.tunnel.log_path)
             closed.append(inst)
     if port is not None and not closed:
         raise NoSuchBoardError(f"no open tunnel for port {port}", "see tunnels with: nbboard list")

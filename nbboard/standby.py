@@ -120,8 +120,7 @@ def ensure(config: BoardConfig) -> StandbyRecord | None:
                 if record.state == "ready" or time.time() < record.start_time + STARTING_LIMIT:
                     return record
                 procs.terminate_tree(proc)  # stuck importing for a minute: replace it
-                registry.remove_standby(record)
-                registry.remove_log_file(record.log_path)
+                _discard(record)
             return _spawn(config.standby_idle)
     except Exception:  # noqa: BLE001 - a standby is an optimisation; the next start simply runs cold
         return None
@@ -163,8 +162,7 @@ def _spawn(idle: float) -> StandbyRecord:
     except Exception:
         with contextlib.suppress(Exception):
             procs.terminate_tree(psutil.Process(child.pid))
-        registry.remove_standby(record)
-        registry.remove_log_file(log_path)
+        _discard(record)
         raise
     return record
 
@@ -245,6 +243,12 @@ def _worth_waiting_for(record: StandbyRecord) -> bool:
     return procs.find_launched(record.pid, record.create_time, record.argv)[0] is not None
 
 
+def _discard(record: StandbyRecord) -> None:
+    """Drop a standby that will never be a board: its record, its key file and its log."""
+    registry.remove_standby(record)
+    registry.remove_log_file(record.log_path)
+
+
 def forget(record: StandbyRecord) -> None:
     """Drop a standby's record and key once its process is a recorded board (or gone)."""
     registry.remove_standby(record)
@@ -307,8 +311,7 @@ def clear() -> list[StandbyRecord]:
             stopped.append(record)
     procs.terminate_trees(alive)
     for record in records:
-        registry.remove_standby(record)
-        registry.remove_log_file(record.log_path)
+        _discard(record)
     return stopped
 
 
@@ -318,8 +321,7 @@ def collect_garbage() -> None:
         records, _ = registry.read_standbys()
         for record in records:
             if procs.find_launched(record.pid, record.create_time, record.argv)[0] is None:
-                registry.remove_standby(record)
-                registry.remove_log_file(record.log_path)
+                _discard(record)
 
 
 # ---------------------------------------------------------------------------
@@ -343,8 +345,7 @@ def run(args: Sequence[str]) -> int:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         registry.write_standby(dataclasses.replace(mine, state="ready", port=listener.getsockname()[1]))
         if not door.wait(listener, deadline):
-            registry.remove_standby(mine)
-            registry.remove_log_file(mine.log_path)
+            _discard(mine)
             return 0
     assert door.job is not None and door.conn is not None
     _await_confirmation(door.conn)

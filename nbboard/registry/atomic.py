@@ -83,7 +83,7 @@ class TempFile:
 def temp_files() -> list[TempFile]:
     """Every temp file of an atomic write in the registry (this user's, regular files, named as nbboard names them).
 
-    Readers never read them; :func:`nbboard.api.collect_garbage` removes those whose writer is gone.
+    Readers never read them; :func:`nbboard.janitor.remove_dead_writes` removes those whose writer is gone.
     """
     root = config.home()
     found: list[TempFile] = []

@@ -18,12 +18,15 @@ def helper_process(tunnel: TunnelRecord) -> psutil.Process | None:
     return proc
 
 
-def stop_helper(tunnel: TunnelRecord) -> bool:
-    """Stop the helper (and with it the gate and any provider's agent); remove the record and the secret."""
+def stop_helper(tunnel: TunnelRecord, keep_log: bool = False) -> bool:
+    """Stop the helper (and with it the gate and any provider's agent); remove the record, the secret and,
+    unless ``keep_log`` (a caller that still has to read why it failed), the helper's log."""
     proc = helper_process(tunnel)
     if proc is not None:
         procs.terminate_tree(proc)
     registry.remove_tunnel(tunnel)
+    if not keep_log:
+        registry.remove_log_file(tunnel.log_path)
     with contextlib.suppress(NbboardError):  # what a helper killed before it could clean up leaves behind
         providers.get(tunnel.provider).cleanup(str(registry.ensure_home() / "tunnels"), tunnel.helper_pid)
     return proc is not None

@@ -161,7 +161,7 @@ def open_tunnel(
     with contextlib.suppress(OSError):
         status_file.unlink()
     if status.get("state") != "ready":
-        lifecycle.stop_helper(info)
+        lifecycle.stop_helper(info, keep_log=True)  # its tail is the error; removed below
         for leftover in filter(None, (str(spec_file), token_file)):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
