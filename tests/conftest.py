@@ -20,11 +20,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
 from tests.helpers import ARTIFACTS, standbys_under, tensorboards_under
+
+if TYPE_CHECKING:
+    from tests.kernel import Kernel
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,6 +131,17 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         with contextlib.suppress(psutil.Error):
             p.kill()
     assert not leftovers, f"test left TensorBoard processes behind: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture
+def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
+    """A real IPython kernel in this test's own directories, with ``%load_ext nbboard`` done."""
+    from tests.kernel import Kernel
+
+    k = Kernel(tmp_path)
+    k.text("%load_ext nbboard")
+    yield k
+    k.shutdown()
 
 
 @pytest.fixture(scope="session")

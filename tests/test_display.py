@@ -11,7 +11,6 @@ import html
 import importlib.util
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ from tests.kernel import Kernel, widget_state
 
 VIEW = "application/vnd.jupyter.widget-view+json"
 STUB = Path(__file__).resolve().parent / "stubs" / "tensorboard_without.py"
-
-
-@pytest.fixture
-def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
-    k = Kernel(tmp_path)
-    k.text("%load_ext nbboard")
-    yield k
-    k.shutdown()
 
 
 def _shown(outs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

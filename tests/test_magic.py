@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -18,14 +17,6 @@ from nbboard import magic_args
 from nbboard.errors import UsageError
 from tests.helpers import ROOT, tensorboards_serving
 from tests.kernel import Kernel, widget_bundles, widget_state
-
-
-@pytest.fixture
-def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
-    k = Kernel(tmp_path)
-    k.text("%load_ext nbboard")
-    yield k
-    k.shutdown()
 
 
 def _board(kernel: Kernel, line: str) -> tuple[dict, list[dict], str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -18,14 +17,6 @@ import nbboard
 from nbboard import cli
 from tests.helpers import ROOT, nbboard_cli, tensorboards_serving
 from tests.kernel import Kernel, widget_state
-
-
-@pytest.fixture
-def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
-    k = Kernel(tmp_path)
-    k.text("%load_ext nbboard")
-    yield k
-    k.shutdown()
 
 
 def _stderr(outputs: list[dict]) -> str:

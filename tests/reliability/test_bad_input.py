@@ -11,7 +11,6 @@ import contextlib
 import io
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,12 +214,10 @@ KERNEL_VARS = (
 
 
 @pytest.fixture
-def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
-    k = Kernel(tmp_path)
-    k.text("%load_ext nbboard")
-    k.text(KERNEL_VARS)
-    yield k
-    k.shutdown()
+def kernel(kernel: Kernel) -> Kernel:
+    """conftest's kernel, with the variables the cases refer to."""
+    kernel.text(KERNEL_VARS)
+    return kernel
 
 
 def test_bad_inputs_through_every_door(kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
