@@ -26,6 +26,7 @@ CHART = HERE.parent / "docs" / "performance.png"
 
 #: Section order in RESULTS.md.
 ORDER = [
+    "lab",
     "data",
     "browser",
     "standby",

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 #: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
 STANDBY_DELAY = 0.5
+#: Seconds the next standby waits after a board took the last one: the browser is loading that board
+#: (TensorBoard's 6 MB of JavaScript) meanwhile, and a standby importing TensorBoard beside it on a
+#: small machine would slow the chart the user is waiting for. A launch hurries it, as above.
+REFILL_DELAY = 2.0
 
 
 @magics_class
@@ -109,10 +113,10 @@ class BoardMagics(Magics):
             standby_hook=self._hurry_standby,
         )
 
-    def prepare_standby(self, warm_display: bool = False) -> None:
+    def prepare_standby(self, warm_display: bool = False, delay: float = STANDBY_DELAY) -> None:
         """Start a standby in the background, unless turned off or one is there.
 
-        The work waits :data:`STANDBY_DELAY`, so that it shares no CPU with the
+        The work waits ``delay`` seconds, so that it shares no CPU with the
         cell that loaded the extension, unless a launch needs it sooner
         (:meth:`_hurry_standby`, called by the launcher only when no running
         board can be reused). With ``warm_display`` the same thread then imports
@@ -130,7 +134,7 @@ class BoardMagics(Magics):
         recorded = threading.Event()
 
         def work() -> None:
-            hurry.wait(STANDBY_DELAY)
+            hurry.wait(delay)
             try:
                 from . import standby
 
@@ -242,6 +246,9 @@ class BoardMagics(Magics):
             if board is not None:
                 board.show(instance)
                 self._remember(instance, board)
+        if instance.record.from_standby and not instance.reused:
+            # The standby became this board: have the next one ready for the next board (a new cell, a new logdir).
+            self.prepare_standby(delay=REFILL_DELAY)
         if board is None and not cmd.display:
             from . import fmt
 
