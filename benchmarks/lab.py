@@ -50,13 +50,29 @@ DRAWN = """() => {
   const js = performance.getEntriesByType('resource').find(e => new URL(e.name).pathname.endsWith('/index.js'));
   return {now: Date.now(), nav: performance.timeOrigin, cached: js ? js.transferSize === 0 : null};
 }"""
-#: Select cell ``i``, run it (not awaited: we time it ourselves) and return the page's Date.now().
+#: Select cell ``i``, run it (not awaited: we time it ourselves) and return the page's Date.now(). Marks on
+#: ``window.__marks`` when the cell's output first shows nbboard's board, the board says "running", and an
+#: iframe is in the output (the page's clock, ms).
 RUN_CELL = """async ([i, wait]) => {
   const app = window.jupyterapp;
   const panel = app.shell.currentWidget;
   panel.content.activeCellIndex = i;
-  panel.content.widgets[i].node.scrollIntoView({block: 'start'});
+  const node = panel.content.widgets[i].node;
+  node.scrollIntoView({block: 'start'});
+  const marks = window.__marks = {};
+  const seen = () => {
+    const out = node.querySelector('.jp-OutputArea');
+    if (!out) return;
+    const t = Date.now();
+    if (!marks.board && out.querySelector('.nbboard')) marks.board = t;
+    if (!marks.running && out.querySelector('.nbboard[data-state=running]')) marks.running = t;
+    if (!marks.iframe && out.querySelector('iframe')) marks.iframe = t;
+  };
+  if (window.__observer) window.__observer.disconnect();
+  window.__observer = new MutationObserver(seen);
+  window.__observer.observe(node, {subtree: true, childList: true, attributes: true});
   const t0 = Date.now();
+  window.__marks.t0 = t0;
   const done = app.commands.execute('notebook:run-cell');
   if (wait) await done;
   return t0;
@@ -131,6 +147,7 @@ def bench_lab(rounds: int) -> None:
     nav: dict[str, dict[str, list[float]]] = {side: {key: [] for key, _ in STEPS} for side in cells}
     cached: dict[str, dict[str, list[bool | None]]] = {side: {key: [] for key, _ in STEPS} for side in cells}
     missing: dict[str, int] = {side: 0 for side in cells}
+    board_marks: dict[str, dict[str, list[float]]] = {}  # nbboard's output, step -> mark -> seconds after the run
     standby_boards = [0, 0]  # nbboard's boards of the first and second cells that were a standby
     notes = WORK / "lab-notebooks"
     notes.mkdir(exist_ok=True)
@@ -143,7 +160,7 @@ def bench_lab(rounds: int) -> None:
                 for side in _sides(round_):
                     name = f"r{round_}-{side.strip('%')}.ipynb"
                     _notebook(notes / name, *cells[side])
-                    times, boards = _one_round(browser, server, name)
+                    times, boards, marks = _one_round(browser, server, name)
                     shown = {k: v if v is None else round(v[0], 3) for k, v in times.items()}
                     print(f"lab round {round_} {side}: {shown}", flush=True)
                     kill_everything()
@@ -151,6 +168,9 @@ def bench_lab(rounds: int) -> None:
                     if round_ == 0:
                         continue  # warm-up: Chromium, JupyterLab's assets, the kernel's imports
                     if side == "%board":
+                        for key, m in marks.items():
+                            for what, t in m.items():
+                                board_marks.setdefault(key, {}).setdefault(what, []).append(t)
                         for i, logdir in enumerate((logs["A"], logs["B"])):
                             standby_boards[i] += any(b.logdir == str(logdir) and b.record.from_standby for b in boards)
                     for key, value in times.items():
@@ -218,6 +238,18 @@ def bench_lab(rounds: int) -> None:
         lines.append(f"| {label} | {cells_[0]} | {cells_[1]} |")
     lines += [
         "",
+        "`%board` in the page (medians, seconds after the cell's run): the board appears / says running / has its",
+        "iframe:",
+        "",
+    ]
+    for key, label in STEPS[:4]:
+        m = board_marks.get(key, {})
+        got_marks = " / ".join(
+            f"{statistics.median(m[w]):.2f} s" if m.get(w) else "–" for w in ("board", "running", "iframe")
+        )
+        lines.append(f"- {label}: {got_marks}")
+    lines += [
+        "",
         f"nbboard's first boards were the standby in {standby_boards[0]} of {rounds} rounds, its second boards in "
         f"{standby_boards[1]} of {rounds}.",
         "",
@@ -234,7 +266,9 @@ def bench_lab(rounds: int) -> None:
 Timed = tuple[float, float, "bool | None"]
 
 
-def _one_round(browser: Any, server: Any, name: str) -> tuple[dict[str, Timed | None], list[Any]]:
+def _one_round(
+    browser: Any, server: Any, name: str
+) -> tuple[dict[str, Timed | None], list[Any], dict[str, dict[str, float]]]:
     """One side's notebook, start to end; its timings (total, until the frame loads, code cached) and the
     boards nbboard listed before the kernel restart (empty for ``%tensorboard``)."""
     import nbboard
@@ -242,6 +276,7 @@ def _one_round(browser: Any, server: Any, name: str) -> tuple[dict[str, Timed | 
     server.open_session(name)
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
     times: dict[str, Timed | None] = {}
+    marks: dict[str, dict[str, float]] = {}
     boards: list[Any] = []
     try:
         page = context.new_page()
@@ -260,6 +295,8 @@ def _one_round(browser: Any, server: Any, name: str) -> tuple[dict[str, Timed | 
             total = timer.chart_time(cell, timer.run(cell))
             before, hit = timer.parts[-1]
             times[key] = (total, before, hit)
+            m = page.evaluate("() => window.__marks")
+            marks[key] = {k: (v - m["t0"]) / 1000 for k, v in m.items() if k != "t0"}
 
         timer.run(0, wait=True)
         time.sleep(3.0)  # the user reads, types the next cell
@@ -293,7 +330,8 @@ def _one_round(browser: Any, server: Any, name: str) -> tuple[dict[str, Timed | 
         context.close()
         for s in requests.get(server.base + "api/sessions", headers=server.headers, timeout=10).json():
             requests.delete(server.base + f"api/sessions/{s['id']}", headers=server.headers, timeout=30)
-    return times, boards
+    print(f"  marks {marks}", flush=True)
+    return times, boards, marks
 
 
 def _restart_kernel(server: Any, name: str, page: Any) -> None:

@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 
 #: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
 STANDBY_DELAY = 0.5
-#: Seconds the next standby waits after a board took the last one: the browser is loading that board
-#: (TensorBoard's 6 MB of JavaScript) meanwhile, and a standby importing TensorBoard beside it on a
-#: small machine would slow the chart the user is waiting for. A launch hurries it, as above.
-REFILL_DELAY = 2.0
+#: After a board took the standby, the next standby waits until the browser has loaded that board
+#: (the board's frame says so) and this many seconds more, for the first charts: TensorBoard's 6 MB of
+#: JavaScript and a standby importing TensorBoard would otherwise share a small machine's CPU while the
+#: user waits for the chart. A launch hurries it, as above.
+REFILL_AFTER_SHOWN = 1.0
+#: ...and waits at most this long when no frame says so (no display, a front end without widgets).
+REFILL_LATEST = 10.0
 
 
 @magics_class
@@ -48,7 +51,8 @@ class BoardMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
-        self._standby: tuple[Any, Any] | None = None  # (hurry, recorded) events of a standby being prepared
+        #: (hurry, recorded, cancelled) events of a standby being prepared
+        self._standby: tuple[Any, Any, Any] | None = None
 
     @line_magic
     def board(self, line: str) -> None:
@@ -88,6 +92,7 @@ class BoardMagics(Magics):
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
+            self._cancel_standby()  # a pending standby would otherwise appear after the kill
             target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs, report.standbys, report.ended))
@@ -132,13 +137,15 @@ class BoardMagics(Magics):
 
         hurry = threading.Event()
         recorded = threading.Event()
+        cancelled = threading.Event()
 
         def work() -> None:
             hurry.wait(delay)
             try:
-                from . import standby
+                if not cancelled.is_set():
+                    from . import standby
 
-                standby.ensure(config)
+                    standby.ensure(config)
             finally:
                 recorded.set()
             if warm_display:
@@ -151,14 +158,32 @@ class BoardMagics(Magics):
                         from . import widget  # noqa: F401
 
         threading.Thread(target=work, name="nbboard-standby", daemon=True).start()
-        self._standby = (hurry, recorded)
+        self._standby = (hurry, recorded, cancelled)
 
     def _hurry_standby(self) -> None:
         """A launch is coming: let a pending standby be recorded first, so that the launch can wait for it."""
         if self._standby is not None:
-            hurry, recorded = self._standby
+            hurry, recorded, _ = self._standby
             hurry.set()
             recorded.wait(timeout=5)  # an optimisation: never hold a start up for long
+            self._standby = None
+
+    def _refill_after_shown(self) -> None:
+        """The browser has loaded a board made from the standby: prepare the next one shortly."""
+        if self._standby is not None:
+            import threading
+
+            timer = threading.Timer(REFILL_AFTER_SHOWN, self._standby[0].set)
+            timer.daemon = True
+            timer.start()
+
+    def _cancel_standby(self) -> None:
+        """Drop a standby still waiting to be prepared (``%board kill``): none may start after the kill."""
+        if self._standby is not None:
+            hurry, recorded, cancelled = self._standby
+            cancelled.set()
+            hurry.set()
+            recorded.wait(timeout=5)  # one already being spawned is recorded first, so that the kill finds it
             self._standby = None
 
     def _redisplay(self, cmd: Any) -> None:
@@ -248,7 +273,9 @@ class BoardMagics(Magics):
                 self._remember(instance, board)
         if instance.record.from_standby and not instance.reused:
             # The standby became this board: have the next one ready for the next board (a new cell, a new logdir).
-            self.prepare_standby(delay=REFILL_DELAY)
+            self.prepare_standby(delay=REFILL_LATEST)
+            if board is not None and board.widget is not None:
+                board.widget.actions["shown"] = self._refill_after_shown
         if board is None and not cmd.display:
             from . import fmt
 

@@ -365,6 +365,11 @@ def test_the_standby_is_refilled_once_a_board_took_it(isolated: Path, demo_logs:
         first = _standbys()[0]
         state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
         assert state["status"] == "running" and state["pid"] == first.pid
+        # What board.js sends once the browser has loaded TensorBoard in the board's frame.
+        kernel.text(
+            "m = get_ipython().magics_manager.registry['BoardMagics']\n"
+            f"m._boards[{first.pid}].widget._on_front_end_msg(None, {{'type': 'shown'}}, [])"
+        )
         _wait(
             lambda: [s.pid for s in _standbys() if s.state == "ready" and s.pid != first.pid] != [],
             what="a new standby after the first board took the last one",
