@@ -190,7 +190,7 @@ def bench_lab(rounds: int) -> None:
         "--disable-3d-apis`: both sides draw SVG charts). Each round gives each side a fresh browser context and a",
         "fresh kernel (sides alternate which goes first) and runs one notebook: `%load_ext`, 3 s of reading, the",
         "first board (logdir A, 2 runs × 200 steps); 3 s of looking at it, a second, new board in the next cell",
-        "(logdir B); the first board's cell again; a kernel restart (REST), `%load_ext`, 2 s, the first board's cell;",
+        "(logdir B); 3 s, the first board's cell again; a kernel restart (REST), `%load_ext`, 2 s, the first board's cell;",
         "then the notebook is saved and the page reloaded. Timed with the browser's own clock from running the cell",
         "(page) until a scalar card in that cell's board frame has drawn a line (frame, polled every animation",
         "frame); the reload row from the reload until a chart is drawn again. `%tensorboard` runs with its defaults",
@@ -304,7 +304,7 @@ def _one_round(
         time.sleep(3.0)  # the user looks at the chart, types the next cell
         timed("second", 2)
         boards = nbboard.list()
-        time.sleep(1.0)
+        time.sleep(3.0)  # the user looks at the second board, goes back to the first
         timed("rerun", 1)
         time.sleep(1.0)
         _restart_kernel(server, name, page)
