@@ -348,3 +348,53 @@ def _restart_kernel(server: Any, name: str, page: Any) -> None:
         timeout=60_000,
     )
     time.sleep(1.0)  # the restarted kernel settles; %tensorboard's TensorBoard is gone with the old one
+
+
+def bench_shared_code(reps: int) -> None:
+    """The code origin alone, without JupyterLab or the standby: a second board's page, shared code on vs off."""
+    import nbboard
+    from nbboard.config import BoardConfig
+    from nbboard.demo import write_demo_logs
+    from tests.browser import chromium
+
+    logs = [write_demo_logs(WORK / f"shared-code-{i}", seed=i) for i in range(2)]
+    rows = ("first board (cold cache)", "a second board, another port", "the second board again (reload)")
+    got: dict[tuple[str, str], list[float]] = {}
+    drawn = "() => [...document.querySelectorAll('scalar-card svg path')].some(p => !p.closest('mat-icon') && (p.getAttribute('d') || '').includes('L'))"
+
+    def visit(page: Any, url: str) -> float:
+        page.goto("about:blank")
+        t0 = time.perf_counter()
+        page.goto(url + "#timeseries", wait_until="commit")
+        page.wait_for_function(drawn, timeout=120_000, polling="raf")
+        return time.perf_counter() - t0
+
+    with chromium(WORK, CHROMIUM_EXTRA) as browser:
+        for rep in range(reps + 1):
+            for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+                os.environ["NBBOARD_SHARED_CODE"] = "1" if mode == "on" else "0"
+                try:
+                    boards = [nbboard.start(str(d), config=BoardConfig(standby=False)) for d in logs]
+                    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+                    page = context.new_page()
+                    times = (visit(page, boards[0].url), visit(page, boards[1].url), visit(page, boards[1].url))
+                    context.close()
+                finally:
+                    os.environ.pop("NBBOARD_SHARED_CODE", None)
+                    kill_everything()
+                if rep:
+                    for row, t in zip(rows, times, strict=True):
+                        got.setdefault((mode, row), []).append(t)
+    lines = [
+        "Headless Chromium alone (WebGL off), a fresh context per round: two fresh boards (cold starts, no standby),",
+        "the first board's page, then the second board's, then the second again; timed from the navigation until a",
+        f"scalar chart is drawn. Shared code on vs off (`NBBOARD_SHARED_CODE=0`), alternating; {reps} rounds after a",
+        f"warm-up round. Load average (1 min) {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        "| page | shared code off | shared code on | on / off |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        off, on = got[("off", row)], got[("on", row)]
+        lines.append(f"| {row} | {fmt_s(off)} | {fmt_s(on)} | {statistics.median(on) / statistics.median(off):.2f}× |")
+    section("One code origin for every board: a second board's page, shared code on vs off", lines, key="sharedcode")

@@ -27,6 +27,7 @@ CHART = HERE.parent / "docs" / "performance.png"
 #: Section order in RESULTS.md.
 ORDER = [
     "lab",
+    "sharedcode",
     "data",
     "browser",
     "standby",

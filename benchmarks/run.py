@@ -492,7 +492,7 @@ def bench_rss(logdir: Path) -> None:
     )
 
 
-SECTIONS = "lab,data,browser,standby,busy,restart,profile,cold,kernel,reuse,stale,kill,list,gate,rss"
+SECTIONS = "lab,sharedcode,data,browser,standby,busy,restart,profile,cold,kernel,reuse,stale,kill,list,gate,rss"
 
 
 def main() -> int:
@@ -522,6 +522,8 @@ def main() -> int:
     try:
         if want("lab"):
             lab.bench_lab(max(reps, 3) if not args.quick else 1)
+        if want("sharedcode"):
+            lab.bench_shared_code(reps)
         if want("data"):
             speed.bench_data(requests_per_series=10 if args.quick else 30)
         if want("browser"):

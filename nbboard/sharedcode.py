@@ -6,7 +6,7 @@ URL, and that URL names the board's port: every new board is a cold load (~2 s o
 cores) even though the bytes are the same.
 
 So the page of every board of this user that the browser reaches directly on loopback loads the script
-from one place: the oldest live board's port (the *code origin*, which its own page uses too). The tag
+from one place: the oldest live board's port (the *code origin*, whose own page is left as it is). The tag
 carries the script's SHA-384 (Subresource Integrity) and ``crossorigin="anonymous"``; the code origin
 answers the script with ``Access-Control-Allow-Origin: *`` (TensorBoard's public code, no credentials).
 If that port no longer answers, or answers with other bytes (another TensorBoard version, or another
@@ -125,10 +125,15 @@ class Middleware:
         headers = list(captured.get("headers", []))
         status = str(captured.get("status", "500"))
         encoding = {k.lower(): v for k, v in headers}.get("content-encoding", "identity")
-        match = SCRIPT.search(body) if status.startswith("200") and encoding == "identity" else None
+        own = int(environ["SERVER_PORT"])
+        code_port = self._port(own)
+        # The code origin's own page stays TensorBoard's: its plain same-origin load is what fills the cache.
+        match = (
+            SCRIPT.search(body) if status.startswith("200") and encoding == "identity" and code_port != own else None
+        )
         integrity = self._script_integrity(environ) if match else None
         if match and integrity:
-            origin = f"http://{host}:{self._port(int(environ['SERVER_PORT']))}"
+            origin = f"http://{host}:{code_port}"
             local = match.group(0)[len(b'<script src="') : -len(b'"></script>')].decode()
             tag = (
                 f'<script src="{BEFORE}"></script>'
