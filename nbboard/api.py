@@ -470,6 +470,7 @@ def tunnel(
     auth: bool = True,
     ttl: float | str | None = None,
     timeout: float = 30.0,
+    protocol: str | None = None,
     extra_args: Sequence[str] = (),
     config: BoardConfig | None = None,
 ):  # type: ignore[no-untyped-def]
@@ -477,21 +478,40 @@ def tunnel(
 
     Returns a TunnelResult whose ``url`` carries the secret. The tunnel goes
     through nbboard's authenticating gate unless ``auth=False``. Reuses a live
-    tunnel of the same board.
+    tunnel of the same board. ``protocol`` is cloudflared's transport ("http2"
+    where UDP is blocked). When the tunnel fails, a board this call started
+    keeps running (a retry reuses it at once) and the error says so.
     """
     from .tunnels import manager
 
     cfg = config or get_default()
     seconds = manager.parse_ttl(ttl)
     port = None if port is None else inputs.port(port)
+    started = False
     if logdir is not None:
         board = start(logdir, extra_args=extra_args, config=cfg)
+        started = not board.reused
         board = next((i for i in list_instances() if i.pid == board.pid), board)
     else:
         board = _running_board(port)
-    return manager.open_tunnel(
-        board, provider or cfg.tunnel_provider, host=host, auth=auth, ttl=seconds, timeout=timeout
-    )
+    try:
+        return manager.open_tunnel(
+            board,
+            provider or cfg.tunnel_provider,
+            host=host,
+            auth=auth,
+            ttl=seconds,
+            timeout=timeout,
+            protocol=protocol,
+        )
+    except NbboardError as e:
+        if not started:
+            raise
+        e.message += (
+            f"\n  (TensorBoard on port {board.port}, which this command started for {board.logdir}, is still "
+            f"running: a retry reuses it; stop it with: nbboard kill --port {board.port})"
+        )
+        raise
 
 
 def _running_board(port: int | None) -> Instance:

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import __version__, inputs
 from .errors import NbboardError, UsageError
+from .tunnels import providers
 
 #: Exit codes, as the README documents them.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -143,11 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, help="open the tunnel of the running board on this port")
     p.add_argument(
         "--provider",
-        choices=["auto", "ngrok", "localtunnel"],
+        choices=["auto", *providers.NAMES],
         default=None,
-        help="default: ngrok with a token, else localtunnel",
+        help=f"default: {providers.auto_rule()}",
     )
     p.add_argument("--host", help="localtunnel server (default https://localtunnel.me)")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="cloudflared's transport to Cloudflare: quic (its default) or http2, where UDP is blocked",
+    )
     p.add_argument("--no-auth", action="store_true", help="no secret: anyone with the link sees the board")
     p.add_argument("--ttl", help="close the tunnel after this long, e.g. 2h, 30m")
     p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds to wait for the provider (default 30)")
@@ -421,6 +427,7 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         auth=not args.no_auth,
         ttl=args.ttl,
         timeout=args.timeout,
+        protocol=args.protocol,
         extra_args=args.extra,
     )
     for note in result.notes:

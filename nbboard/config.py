@@ -42,7 +42,7 @@ class BoardConfig:
     bind_host: str = "127.0.0.1"
     #: Height of the inline board in pixels.
     height: int = 800
-    #: Tunnel provider when none is named: "auto", "ngrok" or "localtunnel".
+    #: Tunnel provider when none is named: "auto" or a name in nbboard.tunnels.providers.NAMES.
     tunnel_provider: str = "auto"
     #: A new board stops itself after serving no request for this long ("2h", or seconds); None: never.
     idle_timeout: float | str | None = None

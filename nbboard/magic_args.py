@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from . import inputs
 from .errors import UsageError
+from .tunnels import providers
 
 #: nbboard's own options: name → takes a value?
 OWN_OPTIONS = {
@@ -33,7 +34,7 @@ OWN_OPTIONS = {
     "help": False,
 }
 ACTIONS = ("list", "kill", "stop", "help")
-PROVIDERS = ("auto", "ngrok", "localtunnel")
+PROVIDERS = ("auto", *providers.NAMES)
 USAGE = """\
 %board --logdir DIR [options] [TensorBoard flags…]   start (or reuse) TensorBoard and show it inline
     --logdir_spec name1:/path1,name2:/path2       several directories side by side, instead of --logdir
@@ -43,12 +44,12 @@ USAGE = """\
     --idle-timeout T  stop the board after T without a request, e.g. 2h (default: never)
     --restart         replace the running board for this logdir
     --no-display      print the link instead of showing the board
-    --tunnel [ngrok|localtunnel]   also open a public link protected by a secret
+    --tunnel [PROVIDERS]   also open a public link protected by a secret
     any other flag goes to TensorBoard, e.g. --samples_per_plugin scalars=500
 %board                 show the newest running board again; with none, find logdirs under the working directory
 %board list            every TensorBoard of this user; dead or hung ones stay marked stale until the next start or kill
 %board kill [--port N | --pid N | --logdir DIR]   stop boards (all of them without a selector)
-%board --help          this help"""
+%board --help          this help""".replace("PROVIDERS", "|".join(providers.NAMES))
 
 HELP_HINT = "%board --help shows every option"
 
@@ -142,7 +143,8 @@ def parse(line: str) -> BoardCommand:
                     i += 1
                 if value and value not in PROVIDERS:
                     raise UsageError(
-                        f"unknown tunnel provider {value!r}", "use --tunnel, --tunnel ngrok or --tunnel localtunnel"
+                        f"unknown tunnel provider {value!r}",
+                        "use --tunnel, " + ", ".join(f"--tunnel {n}" for n in providers.NAMES),
                     )
                 values[name] = value or "auto"
             else:

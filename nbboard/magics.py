@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from .tunnels import providers
+
 if TYPE_CHECKING:
     from .config import BoardConfig
 
@@ -34,7 +36,7 @@ class BoardMagics(Magics):
     height = traitlets.Int(800, help="Height of the inline board, in pixels.").tag(config=True)
     start_timeout = traitlets.Float(60.0, help="Seconds to wait for a new TensorBoard to answer.").tag(config=True)
     tunnel_provider = traitlets.Enum(
-        ["auto", "ngrok", "localtunnel"], "auto", help="Provider for %board --tunnel when none is named."
+        ["auto", *providers.NAMES], "auto", help="Provider for %board --tunnel when none is named."
     ).tag(config=True)
     standby = traitlets.Bool(
         True,

@@ -50,7 +50,7 @@ class TunnelRecord:
     """A public tunnel in front of a board (see :mod:`nbboard.tunnels`), as stored on disk.
 
     Attributes:
-      provider: "ngrok" or "localtunnel".
+      provider: a name in nbboard.tunnels.providers.NAMES (ngrok, cloudflared, localtunnel).
       public_url: URL without the secret.
       helper_pid / helper_create_time / helper_argv: the detached helper that holds the tunnel.
       gate_port: loopback port of the authenticating gate (0 when --no-auth).

@@ -253,6 +253,8 @@ def test_unreachable_provider_fails_clearly_and_leaves_nothing(isolated: Path, d
     assert _helpers() == []
     assert list(registry.ensure_home().joinpath("tunnels").glob("*")) == []
     assert [i.status for i in nbboard.list()] == ["running"]  # the board it started stays, and is listed
+    (board,) = nbboard.list()  # issue 21 §4: and the message says so, and how to stop it
+    assert f"is still running: a retry reuses it; stop it with: nbboard kill --port {board.port}" in result.stderr
 
 
 def test_port_without_tensorboard(isolated: Path) -> None:
@@ -715,4 +717,5 @@ def test_without_pyngrok_ngrok_says_how_to_get_it_and_auto_falls_back(
     monkeypatch.setitem(sys.modules, "pyngrok", None)
     monkeypatch.setenv("NGROK_AUTHTOKEN", "x" * 30)
     chosen, why = manager.choose_provider("auto")
-    assert chosen == "localtunnel" and "pyngrok is not installed" in why
+    # Auto falls back to the next provider (issue 19: cloudflared, else localtunnel; see tests/test_cloudflared.py).
+    assert chosen != "ngrok" and "pyngrok is not installed" in why

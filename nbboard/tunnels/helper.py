@@ -2,7 +2,7 @@
 
 Started as ``python -m nbboard.tunnels.helper SPEC``; everything it needs is
 in the 0600 spec file, the tunnel's secret in its own 0600 file and an ngrok
-token (when there is one) in a 0600 file it deletes on reading, so no secret
+token (when the provider has one) in a 0600 file it deletes on reading, so no secret
 is ever on a command line or in its environment. The provider (see
 nbboard.tunnels.providers) opens the public URL; the helper reports
 readiness, or the error in words a user can act on, in a status file before
@@ -63,8 +63,13 @@ async def _run(spec: dict[str, Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
             loop.add_signal_handler(sig, stop.set)
+    options = {str(k): str(v) for k, v in (spec.get("options") or {}).items()}
     settings = providers.Settings(
-        deadline=deadline, host=spec.get("host", ""), token=token, state_dir=str(Path(spec["status_file"]).parent)
+        deadline=deadline,
+        host=options.get("host", ""),
+        token=token,
+        state_dir=str(Path(spec["status_file"]).parent),
+        options=options,
     )
     try:
         public_url, close = await providers.get(spec["provider"]).open(gate_port, settings)

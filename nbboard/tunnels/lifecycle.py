@@ -7,8 +7,9 @@ import contextlib
 import psutil
 
 from .. import procs, registry
+from ..errors import NbboardError
 from ..registry import TunnelRecord
-from . import ngrok
+from . import providers
 
 
 def helper_process(tunnel: TunnelRecord) -> psutil.Process | None:
@@ -18,11 +19,11 @@ def helper_process(tunnel: TunnelRecord) -> psutil.Process | None:
 
 
 def stop_helper(tunnel: TunnelRecord) -> bool:
-    """Stop the helper (and with it the gate and any ngrok agent); remove the record and the secret."""
+    """Stop the helper (and with it the gate and any provider's agent); remove the record and the secret."""
     proc = helper_process(tunnel)
     if proc is not None:
         procs.terminate_tree(proc)
     registry.remove_tunnel(tunnel)
-    with contextlib.suppress(OSError):  # left behind if the helper was killed before it could clean up
-        ngrok.agent_config_path(registry.ensure_home() / "tunnels", tunnel.helper_pid).unlink()
+    with contextlib.suppress(NbboardError):  # what a helper killed before it could clean up leaves behind
+        providers.get(tunnel.provider).cleanup(str(registry.ensure_home() / "tunnels"), tunnel.helper_pid)
     return proc is not None

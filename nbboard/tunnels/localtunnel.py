@@ -346,3 +346,53 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         while data := await src.read(65536):
             dst.write(data)
             await dst.drain()
+
+
+# ---------------------------------------------------------------------------
+# The plug-in interface (see nbboard.tunnels.providers); kept apart from the client above.
+
+NAME = "localtunnel"
+AUTO = "localtunnel"
+OPTIONS: tuple[str, ...] = ("host",)
+
+
+def usable() -> TunnelError | None:
+    return None  # pure Python: it runs anywhere
+
+
+def auto() -> tuple[bool, str]:
+    return True, "using localtunnel"
+
+
+def prepare(request: providers.Request) -> providers.Plan:
+    """The server: --host, else NBBOARD_LOCALTUNNEL_HOST, else the public service."""
+    import os
+    import re
+
+    from ..errors import UsageError
+
+    server = (request.host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or DEFAULT_HOST).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", server):
+        raise UsageError(
+            f"invalid --host {request.host!r}", "give the server's base URL, e.g. --host https://localtunnel.me"
+        )
+    return providers.Plan(options={"host": server})
+
+
+def ready_notes(plan: providers.Plan) -> list[str]:
+    """On the public service: the "tunnel password" its reminder page asks first-time visitors for."""
+    if plan.options.get("host") != DEFAULT_HOST:
+        return []
+    password = public_ip_password()
+    return [
+        "localtunnel's public service shows first-time visitors a reminder page asking for a 'tunnel password': "
+        + (
+            f"it is this machine's public IP, {password}"
+            if password
+            else "it is this machine's public IP (could not look it up)"
+        )
+    ]
+
+
+def cleanup(state_dir: str, helper_pid: int) -> None:
+    return None  # nothing outside the helper's memory

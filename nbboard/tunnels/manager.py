@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,10 +21,10 @@ from pathlib import Path
 import psutil
 
 from .. import inputs, procs, registry
-from ..errors import TunnelError, UsageError
+from ..errors import TunnelError
 from ..instance import Instance
 from ..registry import TunnelRecord
-from . import lifecycle, localtunnel, ngrok, providers
+from . import lifecycle, providers
 from .gate import TOKEN_PARAM
 from .secrets import new_secret
 
@@ -52,25 +51,8 @@ def parse_ttl(text: str | float | None) -> float | None:
 
 
 def choose_provider(provider: str | None) -> tuple[str, str]:
-    """(provider, why) — "auto" means ngrok when a token is available, else localtunnel."""
-    if provider in (None, "", "auto"):
-        token, source = ngrok.find_token()
-        if token and not ngrok.installed():
-            return "localtunnel", (
-                f"using localtunnel: an ngrok auth token was found ({source}) but pyngrok is not installed "
-                "(pip install 'nbboard[ngrok]' to use ngrok)"
-            )
-        if token:
-            return "ngrok", f"using ngrok (auth token from {source})"
-        return "localtunnel", "using localtunnel (no ngrok token found; set NGROK_AUTHTOKEN to use ngrok)"
-    if provider not in PROVIDERS:
-        raise UsageError(f"unknown tunnel provider {provider!r}", "use --provider ngrok or --provider localtunnel")
-    if provider == "ngrok" and not ngrok.installed():
-        raise TunnelError(
-            "--provider ngrok needs pyngrok, which is not installed",
-            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
-        )
-    return provider, ""
+    """(provider, why): see :func:`nbboard.tunnels.providers.choose` (the auto order is providers.NAMES)."""
+    return providers.choose(provider)
 
 
 def colab_warning() -> str:
@@ -107,6 +89,7 @@ def open_tunnel(
     auth: bool = True,
     ttl: float | None = None,
     timeout: float = OPEN_TIMEOUT,
+    protocol: str | None = None,
 ) -> TunnelResult:
     """Open (or reuse) the tunnel of a running board."""
     notes: list[str] = [w for w in (colab_warning(),) if w]
@@ -117,14 +100,11 @@ def open_tunnel(
     chosen, why = choose_provider(provider)
     if why:
         notes.append(why)
-    token = ""
-    if chosen == "ngrok":
-        token = ngrok.find_token()[0] or ""
-        if not token:
-            raise TunnelError("no ngrok auth token found", ngrok.TOKEN_HELP)
-    server = (host or os.environ.get("NBBOARD_LOCALTUNNEL_HOST") or localtunnel.DEFAULT_HOST).rstrip("/")
-    if chosen == "localtunnel" and not re.match(r"^https?://[^/\s]+$", server):
-        raise UsageError(f"invalid --host {host!r}", "give the server's base URL, e.g. --host https://localtunnel.me")
+    request = providers.Request(host=host, protocol=protocol, timeout=timeout)
+    if provider not in (None, "", "auto"):  # the auto choice leaves what its pick does not read aside, as before
+        providers.check_options(chosen, request)
+    plan = providers.get(chosen).prepare(request)
+    notes.extend(plan.notes)
     if not auth:
         notes.append("WARNING: --no-auth: anyone who finds the link sees every number this TensorBoard shows")
     home = registry.ensure_home()
@@ -134,9 +114,9 @@ def open_tunnel(
         secret_file = str(home / "secrets" / f"tunnel-{tag}.secret")
         registry.write_private(Path(secret_file), new_secret())
     token_file = ""
-    if token:  # handed to the helper in a file it deletes on reading: never in an environment but the agent's
-        token_file = str(home / "secrets" / f"ngrok-{tag}.token")
-        registry.write_private(Path(token_file), token)
+    if plan.secret:  # handed to the helper in a file it deletes on reading: never in an environment but the agent's
+        token_file = str(home / "secrets" / f"{chosen}-{tag}.token")
+        registry.write_private(Path(token_file), plan.secret)
     status_file = home / "tunnels" / f".status-{tag}.json"
     spec_file = home / "tunnels" / f".spec-{tag}.json"
     try:
@@ -146,7 +126,7 @@ def open_tunnel(
     expires_at = int(time.time() + ttl) if ttl else 0
     spec = {
         "provider": chosen,
-        "host": server,
+        "options": dict(plan.options),
         "auth": auth,
         "secret_file": secret_file,
         "status_file": str(status_file),
@@ -191,16 +171,7 @@ def open_tunnel(
     info = registry.write_tunnel(
         dataclasses.replace(info, public_url=str(status["public_url"]), gate_port=int(status["gate_port"]))
     )
-    if chosen == "localtunnel" and server == localtunnel.DEFAULT_HOST:
-        password = localtunnel.public_ip_password()
-        notes.append(
-            "localtunnel's public service shows first-time visitors a reminder page asking for a 'tunnel password': "
-            + (
-                f"it is this machine's public IP, {password}"
-                if password
-                else "it is this machine's public IP (could not look it up)"
-            )
-        )
+    notes.extend(providers.get(chosen).ready_notes(plan))
     return TunnelResult(dataclasses.replace(instance, tunnel=info), info, full_url(info), notes=tuple(notes))
 
 

@@ -19,12 +19,15 @@ from .. import config, registry
 from ..errors import TunnelError
 from . import providers
 
+NAME = "ngrok"
+AUTO = "ngrok with a token"
+OPTIONS: tuple[str, ...] = ()
 TOKEN_HELP = (
     "get a token at https://dashboard.ngrok.com/get-started/your-authtoken, then either\n"
     "    export NGROK_AUTHTOKEN=…   or   nbboard tunnel --authtoken   (asks for it and saves it 0600;\n"
     "    --authtoken - reads it from stdin, --authtoken-file PATH from a file)\n"
     "    or, on Colab, add NGROK_AUTHTOKEN to the notebook's secrets (the key icon)\n"
-    "  or use --provider localtunnel, which needs no account"
+    "  or use --provider cloudflared or --provider localtunnel, which need no account"
 )
 
 
@@ -80,6 +83,46 @@ agent:
 #: A network failure in the agent's own words, as opposed to an auth or config error.
 _NETWORK = ("lookup ", "no such host", "dial tcp", "i/o timeout", "connection refused", "network is unreachable",
             "timed out", "tls handshake")  # fmt: skip
+
+
+def usable() -> TunnelError | None:
+    if installed():
+        return None
+    return TunnelError(
+        "--provider ngrok needs pyngrok, which is not installed",
+        "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider cloudflared or localtunnel",
+    )
+
+
+def auto() -> tuple[bool, str]:
+    """Chosen when a token is found (and pyngrok can drive the agent)."""
+    token, source = find_token()
+    if token and not installed():
+        return False, (
+            f"an ngrok auth token was found ({source}) but pyngrok is not installed "
+            "(pip install 'nbboard[ngrok]' to use ngrok)"
+        )
+    if token:
+        return True, f"using ngrok (auth token from {source})"
+    return False, "no ngrok token found (set NGROK_AUTHTOKEN to use ngrok)"
+
+
+def prepare(request: providers.Request) -> providers.Plan:
+    """The token, found in the caller (Colab's secrets are readable only from the kernel), for the helper."""
+    token = find_token()[0] or ""
+    if not token:
+        raise TunnelError("no ngrok auth token found", TOKEN_HELP)
+    return providers.Plan(secret=token)
+
+
+def ready_notes(plan: providers.Plan) -> list[str]:
+    return []
+
+
+def cleanup(state_dir: str, helper_pid: int) -> None:
+    """The agent's config, left behind if the helper was killed before it could remove it."""
+    with contextlib.suppress(OSError):
+        agent_config_path(Path(state_dir), helper_pid).unlink()
 
 
 async def open(gate_port: int, settings: providers.Settings) -> tuple[str, providers.Close]:
