@@ -29,6 +29,11 @@ STANDBY_DELAY = 0.5
 REFILL_AFTER_SHOWN = 1.0
 #: ...and waits at most this long when no frame says so (no display, a front end without widgets).
 REFILL_LATEST = 10.0
+#: After that second, the next standby also waits (at most this long) for the CPU to calm down: the frame's
+#: ``load`` comes before TensorBoard has fetched and drawn its charts, which on a busy machine takes seconds more.
+REFILL_QUIET_WAIT = 10.0
+#: Busy below this share of all cores (%), over half a second, counts as calm.
+REFILL_QUIET_CPU = 60.0
 
 
 @magics_class
@@ -171,13 +176,27 @@ class BoardMagics(Magics):
             self._standby = None
 
     def _refill_after_shown(self) -> None:
-        """The browser has loaded a board made from the standby: prepare the next one shortly."""
-        if self._standby is not None:
-            import threading
+        """The browser has loaded a board made from the standby: prepare the next one once its charts are drawn."""
+        if self._standby is None:
+            return
+        import threading
 
-            timer = threading.Timer(REFILL_AFTER_SHOWN, self._standby[0].set)
-            timer.daemon = True
-            timer.start()
+        hurry = self._standby[0]
+
+        def when_calm() -> None:
+            import time
+
+            import psutil
+
+            if hurry.wait(REFILL_AFTER_SHOWN):
+                return  # a launch already hurried it
+            deadline = time.monotonic() + REFILL_QUIET_WAIT
+            while time.monotonic() < deadline and not hurry.is_set():
+                if psutil.cpu_percent(interval=0.5) < REFILL_QUIET_CPU:
+                    break
+            hurry.set()
+
+        threading.Thread(target=when_calm, name="nbboard-refill", daemon=True).start()
 
     def _cancel_standby(self) -> None:
         """Drop a standby still waiting to be prepared (``%board kill``): none may start after the kill."""
