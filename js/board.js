@@ -76,6 +76,17 @@ async function probe(url, sameOrigin) {
   }
 }
 
+// Only http(s) links are followed: the URL comes from a tunnel server, which may be hostile (javascript:…).
+export function httpLink(url) {
+  if (typeof url !== "string") return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch (_e) {
+    return null;
+  }
+}
+
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
 export async function resolveBoardUrl(model, win = globalThis) {
@@ -126,7 +137,13 @@ function render({ model, el: host }) {
   const openLink = el("a", { class: "nbboard-button nbboard-open", target: "_blank", rel: "noopener" }, "Open ↗");
   const reloadButton = el("button", { class: "nbboard-button nbboard-reload", title: "Reload the board" }, "Reload");
   const stopButton = el("button", { class: "nbboard-button nbboard-stop", title: "Stop this TensorBoard" }, "Stop");
-  const tunnelLink = el("a", { class: "nbboard-button nbboard-tunnel", target: "_blank", rel: "noopener" }, "Public link ↗");
+  // The public link carries its secret, so it is never synced state (a saved notebook would keep it): the
+  // kernel hands it to this view when the user presses the button, and it lives only in this page.
+  const tunnelLink = el(
+    "a",
+    { class: "nbboard-button nbboard-tunnel", target: "_blank", rel: "noopener", role: "button", tabindex: "0", title: "Open the public link (it carries its secret)" },
+    "Public link ↗",
+  );
   const closeTunnel = el("button", { class: "nbboard-button nbboard-close-tunnel", title: "Close the public link" }, "Close link");
   const header = el(
     "div",
@@ -205,10 +222,9 @@ function render({ model, el: host }) {
     reloadButton.disabled = !live;
     openLink.style.display = live && resolved && resolved.url ? "" : "none";
     if (resolved && resolved.url) openLink.href = resolved.url;
-    const tunnel = model.get("tunnel_url");
+    const tunnel = model.get("tunnel_open");
     tunnelLink.style.display = tunnel ? "" : "none";
     closeTunnel.style.display = tunnel ? "" : "none";
-    if (tunnel) tunnelLink.href = tunnel;
   }
 
   async function updateBody() {
@@ -285,6 +301,22 @@ function render({ model, el: host }) {
     if (frame) frame.src = frame.src;
     else updateBody(); // unreachable: probe again (after `ssh -L`, or once jupyter-server-proxy is installed)
   });
+  tunnelLink.addEventListener("click", (event) => {
+    if (tunnelLink.getAttribute("href")) return; // fetched before: a plain link now
+    event.preventDefault();
+    model.send({ type: "tunnel_url" });
+  });
+  const onCustom = (msg) => {
+    if (!msg || msg.type !== "tunnel_url") return;
+    const url = httpLink(msg.url);
+    if (!url) {
+      tunnelLink.title = msg.error || "the kernel sent no http(s) link";
+      return;
+    }
+    tunnelLink.href = url; // if the browser blocks the tab below (a slow kernel), the next click opens it
+    el("a", { href: url, target: "_blank", rel: "noopener" }).click();
+  };
+  model.on("msg:custom", onCustom);
   closeTunnel.addEventListener("click", () => {
     closeTunnel.disabled = true;
     model.send({ type: "close_tunnel" });
@@ -315,9 +347,11 @@ function render({ model, el: host }) {
   model.on("change:height", onHeight);
   const onTunnel = () => {
     closeTunnel.disabled = false;
+    tunnelLink.removeAttribute("href"); // a new tunnel has a new secret: ask again
+    tunnelLink.title = "Open the public link (it carries its secret)";
     updateHeader();
   };
-  model.on("change:tunnel_url", onTunnel);
+  model.on("change:tunnel_open", onTunnel);
   model.on("change:note", update);
   model.on("change:error", update);
   model.on("change:remote_hint", update);
@@ -338,7 +372,8 @@ function render({ model, el: host }) {
     model.off("change:status", onChange);
     model.off("change:port", onPort);
     model.off("change:height", onHeight);
-    model.off("change:tunnel_url", onTunnel);
+    model.off("change:tunnel_open", onTunnel);
+    model.off("msg:custom", onCustom);
     model.off("change:note", update);
     model.off("change:error", update);
     model.off("change:remote_hint", update);

@@ -37,6 +37,17 @@
     return node;
   }
 
+  // Only http(s) links are followed: the URL comes from a tunnel server, which may be hostile (javascript:…).
+  function httpLink(url) {
+    if (typeof url !== "string") return null;
+    try {
+      const parsed = new URL(url);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (_e) {
+      return null;
+    }
+  }
+
   function storageAllowed() {
     try {
       const key = "nbboard-storage-check";
@@ -181,9 +192,9 @@
       tunnel.addEventListener("click", async () => {
         const answer = await act("tunnel_url", tunnel);
         tunnel.disabled = false;
-        if (answer && answer.tunnel_url) {
-          el("a", { href: answer.tunnel_url, target: "_blank", rel: "noopener" }).click();
-        }
+        const link = answer && httpLink(answer.tunnel_url);
+        if (link) el("a", { href: link, target: "_blank", rel: "noopener" }).click();
+        else if (answer && answer.tunnel_url) note("nbboard: the public link is not an http(s) URL");
       });
     }
     if (!cfg.callback) {

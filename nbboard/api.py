@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby
+from . import inputs, launcher, liveness, logdirs, procs, registry, serve, standby, tbinfo
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -290,6 +290,7 @@ def collect_garbage() -> list[Instance]:
         registry.remove_log_file(orphan.log_path)
     standby.collect_garbage()
     registry.remove_idle_locks()  # one per logdir ever started would otherwise stay forever
+    remove_dead_writes()
     for note in registry.read_ended()[0]:
         if note.ended_at < time.time() - registry.ENDED_KEPT:
             registry.remove_ended(note)
@@ -372,7 +373,24 @@ def kill(
         stopped += _stop_unrecorded()
         removed_logs = _remove_orphan_logs()
         registry.remove_idle_locks()
+        remove_dead_writes()
     return KillReport(tuple(stopped), tuple(cleaned), skipped, removed_logs, tuple(standbys), tuple(ended))
+
+
+#: No record write takes this long: a temp file older than this is left over even if its writer's pid was reused.
+WRITE_LIMIT = 60.0
+
+
+def remove_dead_writes() -> int:
+    """Remove the temp files of writes whose writer died before renaming them (a starter killed mid-write);
+    returns how many. A write in progress (its writer alive, the file fresh) is left alone."""
+    removed = 0
+    for temp in registry.temp_files():
+        alive = temp.writer_pid is not None and psutil.pid_exists(temp.writer_pid)
+        if not alive or temp.age > WRITE_LIMIT or temp.age < -WRITE_LIMIT:
+            registry.remove_temp_file(temp)
+            removed += 1
+    return removed
 
 
 def _stop_unrecorded() -> list[Instance]:
@@ -415,11 +433,8 @@ def _forget(instance: Instance) -> None:
     registry.remove(instance.record)
     if instance.is_ours:
         registry.remove_log_file(instance.log_path)
-        tb_info = registry.tensorboard_info_dir() / f"pid-{instance.pid}.info"
         if not psutil.pid_exists(instance.pid) or liveness.owner(instance.record)[0] is None:
-            with contextlib.suppress(OSError):
-                if tb_info.is_file() and not tb_info.is_symlink():
-                    tb_info.unlink()
+            tbinfo.remove(instance.pid)
 
 
 def _remove_orphan_logs() -> int:

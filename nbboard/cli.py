@@ -10,6 +10,7 @@ interrupted, 3 a bug (a short report, never a bare traceback).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import sys
@@ -33,11 +34,24 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
         """As argparse's, but an unknown word is reported by the subcommand it was given to, with a suggestion."""
+        commands = getattr(self, "commands", None)
+        word = next((w for w in (sys.argv[1:] if args is None else args) if not w.startswith("-")), None)
+        if commands and word is not None and word not in commands:
+            self.unknown_command(word, list(commands))
         parsed, unknown = self.parse_known_args(args, namespace)
         if unknown:
             sub = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
             sub.unrecognized(unknown)
         return parsed
+
+    def unknown_command(self, word: str, commands: list[str]) -> None:
+        """``nbboard strat``: "did you mean start?" (a prefix, else the closest name), not argparse's bare list."""
+        prefixed = [c for c in commands if c.startswith(word.lower())]
+        close = difflib.get_close_matches(word.lower(), commands, n=1, cutoff=0.6)
+        guess = prefixed[0] if len(prefixed) == 1 else (close[0] if close else None)
+        if guess is not None:
+            self.error(f"unknown command {word!r}: did you mean {guess}?")
+        self.error(f"unknown command {word!r}; the commands are {', '.join(commands)}")
 
     def unrecognized(self, words: list[str]) -> None:
         word = next((w for w in words if w.startswith("-")), words[0])
@@ -339,12 +353,14 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import api, demo
+    """Everything on stdout (``--json``: only the JSON): what was written, how to open the board, the notebook
+    line, and how to stop it, so a first-time user has all three without reading further."""
+    from . import api, demo, fmt
 
     root = demo.write_demo_logs(args.dir + "/logs")
-    sys.stderr.write(
-        f"wrote example summaries (scalars, histogram, image, text) for runs {', '.join(demo.RUNS)} to {root}\n"
-    )
+    wrote = f"wrote example summaries (scalars, histogram, image, text) for runs {', '.join(demo.RUNS)} to {root}"
+    if not args.json:
+        print(wrote, flush=True)
     if args.no_start:
         return EXIT_OK
     inst = api.start(
@@ -355,9 +371,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         restart=args.restart,
         idle_timeout=args.idle_timeout,
     )
-    _print_started(inst, args.json)
-    if not args.json:
-        print(f"stop it with: nbboard kill --port {inst.port}")
+    if args.json:
+        print(json.dumps(fmt.instance_json(inst)))
+        return EXIT_OK
+    print(fmt.started(inst))
+    print(fmt.demo_next_steps(inst, str(root)))
     return EXIT_OK
 
 

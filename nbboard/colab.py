@@ -26,6 +26,7 @@ from typing import Any
 import traitlets
 
 from .instance import Instance
+from .links import http_link
 
 #: The name under which the kernel answers the output's buttons (``invokeFunction(CALLBACK, [view, action])``).
 CALLBACK = "nbboard.board"
@@ -282,7 +283,8 @@ def answer(view_id: Any, action: Any) -> dict[str, str]:
     if action == "tunnel_url":
         if not view.tunnel_url:
             return {"error": "the public link is closed"}
-        return {"tunnel_url": view.tunnel_url}
+        link = http_link(view.tunnel_url)  # never a javascript: link, whatever the tunnel server said
+        return {"tunnel_url": link} if link else {"error": "the public link is not an http(s) URL"}
     run = view.actions.get(action) if isinstance(action, str) else None
     if run is None:
         return {"error": f"unknown action {str(action)[:40]!r}"}

@@ -90,7 +90,9 @@ def tunnel_hint(env: str, port: int) -> str:
 class Board:
     """One board output: created before TensorBoard starts, updated as it does."""
 
-    def __init__(self, height: int, logdir: str = "") -> None:
+    def __init__(self, height: int, logdir: str = "", instance: Instance | None = None) -> None:
+        """``instance``: a board already known (a reuse): the output is drawn in its state from the first
+        frame, never as "starting" first (on Colab each update re-renders the whole output)."""
         self.env = environment()
         self.widget: Any = None
         self.handle: Any = None
@@ -111,6 +113,8 @@ class Board:
             kernel_user=user,
             kernel_host=host,
         )
+        if instance is not None:
+            state.update(instance.board_state(), remote_hint=remote_hint(self.env, instance.port, user, host))
         if self.env == "colab":  # no widget manager there: an HTML/JS output that updates itself (handle stays None)
             from .colab import ColabView
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .discover import Discovery
 from .instance import Instance
+from .links import printable
 from .registry import EndedRecord, Skipped, StandbyRecord
 from .tunnels.secrets import mask
 
@@ -77,7 +78,9 @@ def table(
         if i.status == "stale" and i.reason:
             lines.append(f"  stale {i.port}: {i.reason}")
         if i.tunnel is not None:
-            lines.append(f"  tunnel {i.port}: {mask(i.tunnel.public_url, i.tunnel.auth)} ({i.tunnel.provider})")
+            lines.append(
+                f"  tunnel {i.port}: {printable(mask(i.tunnel.public_url, i.tunnel.auth))} ({i.tunnel.provider})"
+            )
         if i.is_ours and i.record.idle_timeout:
             lines.append(f"  idle {i.port}: stops itself after {duration(i.record.idle_timeout)} without a request")
     stale = sum(1 for i in instances if i.status == "stale")
@@ -114,6 +117,19 @@ def killed(
 
 # ---------------------------------------------------------------------------
 # JSON for --json: one shape everywhere, never a secret
+
+
+def demo_next_steps(instance: Instance, logdir: str) -> str:
+    """After ``nbboard demo``: how to open the board, the notebook line for the same logs (absolute: a notebook
+    runs wherever it was opened), how to stop it."""
+    import shlex
+
+    return (
+        f"open it:        {instance.url}  (on a remote machine: ssh -L {instance.port}:127.0.0.1:{instance.port} "
+        f"YOU@HOST first, or: nbboard tunnel --port {instance.port})\n"
+        f"in a notebook:  %load_ext nbboard   then   %board --logdir {shlex.quote(logdir)}\n"
+        f"stop it:        nbboard kill --port {instance.port}"
+    )
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def stop_this_board(timeout: float) -> None:
     """Leave the note ``nbboard list`` shows, drop this board's record, stop its data server and exit."""
     import psutil
 
-    from . import fmt, procs, registry
+    from . import fmt, procs, registry, tbinfo
     from .registry import EndedRecord
 
     reason = f"stopped after {fmt.duration(timeout)} idle"
@@ -95,8 +95,7 @@ def stop_this_board(timeout: float) -> None:
         )
         registry.remove(record)
         registry.remove_log_file(record.log_path)
-    with contextlib.suppress(OSError):  # os._exit skips TensorBoard's own atexit clean-up of its info file
-        os.unlink(registry.tensorboard_info_dir() / f"pid-{os.getpid()}.info")
+    tbinfo.remove()  # os._exit skips TensorBoard's own atexit clean-up of its info file
     print(f"nbboard: {reason}: TensorBoard exits", flush=True)
     procs.terminate_trees(psutil.Process().children())  # the data server goes with its board
     os._exit(0)

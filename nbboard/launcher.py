@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from . import idle, liveness, procs, registry, serve
+from . import idle, liveness, procs, registry, serve, tbinfo
 from .registry import BoardRecord
 
 #: "TensorBoard 2.21.0 at http://127.0.0.1:41235/ (Press CTRL+C to quit)"
@@ -153,7 +153,8 @@ def _launch(command: Sequence[str], args: Sequence[str], template: BoardRecord, 
     argv = [*command, *args]
     ours = list(command) == serve.command()
     log_path = registry.new_log_path("tb")
-    env = serve.child_env(procs.owner_env()) if ours else procs.owner_env()
+    # Another command's TensorBoard writes its info file unsafely: only into a private temp directory (nbboard.tbinfo).
+    env = serve.child_env(procs.owner_env()) if ours else tbinfo.private_env(procs.owner_env())
     try:
         child = procs.spawn_detached(argv, log_path, env)
     except OSError as e:

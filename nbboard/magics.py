@@ -34,6 +34,9 @@ REFILL_LATEST = 10.0
 REFILL_QUIET_WAIT = 10.0
 #: Busy below this share of all cores (%), over half a second, counts as calm.
 REFILL_QUIET_CPU = 60.0
+#: Seconds ``%board`` waits for a reuse before drawing a "starting" board (a real start takes about a second).
+REUSE_WAIT = 0.05
+REUSE_WAIT_COLAB = 0.5
 
 
 @magics_class
@@ -274,8 +277,11 @@ class BoardMagics(Magics):
             config=self.board_config(),
         )
         pool.shutdown(wait=False)
+        # A reuse answers in a few ms. On Colab, where every update re-renders the whole output, a reuse slowed
+        # by a busy machine gets longer before a "starting" output is drawn (a real start takes a second).
+        wait = REUSE_WAIT_COLAB if embed.environment() == "colab" else REUSE_WAIT
         try:
-            instance = pending.result(timeout=0.05)  # a reuse answers in a few ms
+            instance = pending.result(timeout=wait)
         except FutureTimeout:
             instance = None
         board = None
@@ -315,7 +321,7 @@ class BoardMagics(Magics):
             known.widget.height = height
             known.redisplay()
             return known
-        board = embed.Board(height, instance.logdir)
+        board = embed.Board(height, instance.logdir, instance=instance)  # drawn running from its first frame
         board.show(instance)
         self._remember(instance, board)
         return board

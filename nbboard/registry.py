@@ -39,7 +39,8 @@ MAX_RECORD_BYTES = 256 * 1024
 RECORD_NAME = re.compile(r"^pid-[0-9]+\.json$")
 SECRET_NAME = re.compile(r"^tunnel-[0-9a-f]{12}\.secret$")
 STANDBY_KEY_NAME = re.compile(r"^standby-[0-9a-f]{12}\.key$")
-LOCK_NAME = re.compile(r"^[0-9a-f]{24}\.lock$")
+#: Start locks (one per logdir key) and the standby's; both are removed when nobody holds them.
+LOCK_NAME = re.compile(r"^([0-9a-f]{24}|standby)\.lock$")
 
 SOURCE_NBBOARD = "nbboard"
 SOURCE_TENSORBOARD = "tensorboard"
@@ -269,7 +270,7 @@ class Skipped:
 # Directory
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "tmp")
 
 
 def ensure_home() -> Path:
@@ -379,6 +380,11 @@ def locks_dir() -> Path:
     return ensure_home() / "locks"
 
 
+def private_tmp_dir() -> Path:
+    """A 0700 temp directory for boards whose TensorBoard would write into the shared one (see nbboard.tbinfo)."""
+    return ensure_home() / "tmp"
+
+
 def record_path(pid: int) -> Path:
     return boards_dir() / f"pid-{pid}.json"
 
@@ -400,7 +406,9 @@ def write_private(path: Path, text: str) -> None:
             f"{MAX_RECORD_BYTES}",
             "shorten the logdir or the TensorBoard flags",
         )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    # The writer's pid in the name: a writer killed before the rename (SIGKILL) leaves this file, and whoever
+    # finds it can tell it from a write in progress (see temp_files).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, 0o600)
@@ -421,9 +429,61 @@ def write_private(path: Path, text: str) -> None:
 
 def check_writable() -> None:
     """Raise RegistryError now if a record could not be written (a full disk, a read-only file system)."""
-    write_private(boards_dir() / ".tmp-probe.json", "{}")
+    probe = boards_dir() / f".tmp-{os.getpid()}-probe.json"
+    write_private(probe, "{}")
     with contextlib.suppress(OSError):
-        os.unlink(boards_dir() / ".tmp-probe.json")
+        os.unlink(probe)
+
+
+#: Temp files of :func:`write_private` (``.tmp-<writer pid>-<random>.json``; an older nbboard named no pid).
+TEMP_NAME = re.compile(r"^\.tmp-(?:([0-9]+)-)?[A-Za-z0-9_]+\.json$")
+
+
+@dataclass(frozen=True)
+class TempFile:
+    """A temp file of an atomic write, which only a writer killed mid-write leaves behind."""
+
+    path: str
+    writer_pid: int | None  # None: named by an nbboard that did not record its pid
+    age: float  # seconds since it was last written
+
+
+def temp_files() -> list[TempFile]:
+    """Every temp file of an atomic write in the registry (this user's, regular files, named as nbboard names them).
+
+    Readers never read them; :func:`nbboard.api.collect_garbage` removes those whose writer is gone.
+    """
+    root = config.home()
+    found: list[TempFile] = []
+    now = time.time()
+    for directory in (root, *(root / name for name in SUBDIRS)):
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            match = TEMP_NAME.match(entry.name)
+            if not match:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+                continue
+            pid = int(match[1]) if match[1] else None
+            found.append(TempFile(entry.path, pid, now - st.st_mtime))
+    return found
+
+
+def remove_temp_file(temp: TempFile) -> None:
+    """Delete a temp file found by :func:`temp_files` (never a link, never outside the registry)."""
+    path = Path(temp.path)
+    root = config.home()
+    if TEMP_NAME.match(path.name) and path.parent in (root, *(root / name for name in SUBDIRS)):
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                path.unlink()
 
 
 def write(record: BoardRecord) -> BoardRecord:
@@ -443,7 +503,7 @@ def remove(record: BoardRecord | TunnelRecord) -> bool:
         return False
     path = Path(record.path)
     if isinstance(record, BoardRecord) and record.source == SOURCE_TENSORBOARD:
-        ours = re.match(r"^pid-[0-9]+\.info$", path.name) and path.parent == tensorboard_info_dir()
+        ours = TENSORBOARD_INFO_NAME.match(path.name) and path.parent == tensorboard_info_dir()
     else:
         ours = RECORD_NAME.match(path.name) and path.parent in (config.home() / "boards", config.home() / "tunnels")
     if not ours:
@@ -646,29 +706,56 @@ def tensorboard_info_dir() -> Path:
     return Path(tempfile.gettempdir()) / ".tensorboard-info"
 
 
+#: The names TensorBoard gives its info files.
+TENSORBOARD_INFO_NAME = re.compile(r"^pid-([0-9]{1,10})\.info$")
+
+
+def _pid_limit() -> int:
+    """No pid on this machine is above this (Linux's pid_max; elsewhere no limit known)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return max(int(f.read()), 32768)
+    except (OSError, ValueError):
+        return 2**32
+
+
 def read_tensorboard_registry() -> tuple[list[BoardRecord], list[Skipped]]:
     """Records from ``%tensorboard``'s registry, as BoardRecords of source "tensorboard".
 
-    TensorBoard's info files carry no creation time or command line: the
-    liveness check for them uses ``start_time`` instead (see procs.find_tensorboard).
+    The directory is shared by every user and writable by all of them, so
+    nothing in it is opened before it is known to be a regular file of yours:
+    a name TensorBoard would not give (``pid-N.info``, N a possible pid) costs
+    nothing, a link, pipe or directory nothing more (the directory entry's
+    type), a regular file one ``lstat``. Another user's entries are neither
+    opened nor reported. TensorBoard's info files carry no creation time or
+    command line: the liveness check for them uses ``start_time`` instead
+    (see procs.find_tensorboard).
     """
     found: list[BoardRecord] = []
     skipped: list[Skipped] = []
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    limit = _pid_limit()
+    candidates = []
     try:
-        entries = sorted(os.scandir(tensorboard_info_dir()), key=lambda e: e.name)
+        with os.scandir(tensorboard_info_dir()) as it:
+            for entry in it:
+                match = TENSORBOARD_INFO_NAME.match(entry.name)
+                if match and int(match.group(1)) <= limit and entry.is_file(follow_symlinks=False):
+                    candidates.append(entry)
     except OSError:
         return found, skipped
-    for entry in entries:
-        if not entry.name.endswith(".info"):
+    for entry in sorted(candidates, key=lambda e: e.name):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
             continue
+        if (uid is not None and st.st_uid != uid) or not stat.S_ISREG(st.st_mode):
+            continue  # another user's (the directory is shared): not ours to open or to report
         path = Path(entry.path)
         try:
-            data = read_trusted_json(path)
-            found.append(_from_tensorboard_info(data, str(path)))
+            found.append(_from_tensorboard_info(read_trusted_json(path), str(path)))
         except ValueError as e:
-            # Another user's files live here too (the directory is shared): not ours to report loudly.
-            if "not you" not in str(e):
-                skipped.append(Skipped(str(path), str(e)))
+            skipped.append(Skipped(str(path), str(e)))
     return found, skipped
 
 

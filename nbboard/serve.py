@@ -13,7 +13,7 @@ so that nbboard can act from inside TensorBoard's own process:
   the time of each request).
 
 Everything else is TensorBoard's own ``main``: same flags, same output, same
-exit codes, same ``%tensorboard`` info file.
+exit codes, same ``%tensorboard`` info file, written safely (:mod:`nbboard.tbinfo`).
 """
 
 from __future__ import annotations
@@ -247,8 +247,9 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
     from absl import app
     from tensorboard.plugins import base_plugin
 
-    from . import idle, nodelay
+    from . import idle, nodelay, tbinfo
 
+    tbinfo.install()  # TensorBoard's own writer follows links planted in the shared info directory
     args, idle_seconds = idle.split_flag(args)
     if idle_seconds:
         watchdog = idle.Watchdog(idle_seconds, idle.stop_this_board)

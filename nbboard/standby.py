@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -53,6 +54,13 @@ from .registry import StandbyRecord
 
 #: Longest message either side reads; an environment is a few KiB.
 MAX_MESSAGE = 4 * 1024 * 1024
+#: Longest of the other messages (a nonce, a proof, a yes or no).
+MAX_SHORT_MESSAGE = 1024
+#: Nonces are 16 random bytes and proofs an HMAC-SHA256, both in lower-case hex: nothing else is compared.
+NONCE_HEX = 32
+PROOF_HEX = 64
+#: The standby's port is visible to every local user: refusals are logged at most once per this many seconds.
+REFUSAL_LOG_INTERVAL = 60.0
 #: How long one side waits for the other during a hand-off.
 HANDOFF_TIMEOUT = 3.0
 #: How long a board made from a standby waits for its starter to record it.
@@ -250,18 +258,18 @@ def _handshake(port: int, key: str, payload: str) -> socket.socket | None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = sock.makefile("rb")
-        ours = secrets.token_hex(16)
+        ours = secrets.token_hex(NONCE_HEX // 2)
         _send(sock, {"hello": ours})
-        reply = _receive(reader)
-        theirs = str(reply.get("nonce", ""))
-        if not theirs or not hmac.compare_digest(str(reply.get("proof", "")), _mac(key, "standby", ours, theirs)):
+        reply = _receive(reader, MAX_SHORT_MESSAGE)
+        theirs = _hex(reply.get("nonce"), NONCE_HEX)
+        if not hmac.compare_digest(_hex(reply.get("proof"), PROOF_HEX), _mac(key, "standby", ours, theirs)):
             raise ValueError("the standby did not prove it holds the key")
         _send(sock, {"proof": _mac(key, "starter", theirs, payload), "payload": payload})
-        if _receive(reader).get("ok") is not True:
+        if _receive(reader, MAX_SHORT_MESSAGE).get("ok") is not True:
             raise ValueError("the standby refused")
         reader.close()
         return sock
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - whatever answered on that port, the start runs cold instead
         sock.close()
         return None
 
@@ -382,7 +390,11 @@ class _Door:
                     if not self._callers.acquire(blocking=False):
                         conn.close()  # too many callers at once: none of them is a start waiting for us
                         continue
-                    threading.Thread(target=self._hear, args=(conn,), daemon=True).start()
+                    try:
+                        threading.Thread(target=self._hear, args=(conn,), daemon=True).start()
+                    except RuntimeError:  # no thread to be had: this caller goes unheard
+                        self._callers.release()
+                        conn.close()
         return True
 
     def _hear(self, conn: socket.socket) -> None:
@@ -390,14 +402,18 @@ class _Door:
 
         # A caller trickling bytes would hold this thread forever: its whole hand-off gets a deadline.
         cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(conn,))
-        cutoff.start()
+        job = None
         try:
+            cutoff.start()
             job = _serve_handshake(conn, self.key, self._claim)
+        except Exception as e:  # noqa: BLE001 - anyone can call: nothing a caller sends may reach the log as a traceback
+            _refusals.note(type(e).__name__)
         finally:
             cutoff.cancel()
             self._callers.release()
         if job is None:
-            conn.close()
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def _claim(self, job: dict[str, Any], conn: socket.socket) -> bool:
         with self._lock:
@@ -409,6 +425,39 @@ class _Door:
         return True
 
 
+class _Refusals:
+    """Callers refused at the standby's door, logged as at most one line per :data:`REFUSAL_LOG_INTERVAL`.
+
+    The line names no detail of what the caller sent: its bytes are not the
+    owner's to keep in the log, which lives on as the board's log.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._unlogged = 0
+
+    def note(self, why: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < REFUSAL_LOG_INTERVAL:
+                self._unlogged += 1
+                return
+            more = f" ({self._unlogged} more since the last line)" if self._unlogged else ""
+            self._last, self._unlogged = now, 0
+        with contextlib.suppress(Exception):
+            print(
+                f"nbboard: the standby refused a caller without its key ({why}){more}; "
+                f"further refusals are counted, at most one line per {REFUSAL_LOG_INTERVAL:g} s",
+                flush=True,
+            )
+
+
+_refusals = _Refusals()
+
+
 def _hang_up(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)
@@ -416,19 +465,21 @@ def _hang_up(conn: socket.socket) -> None:
 
 def _serve_handshake(conn: socket.socket, key: str, claim: Any) -> dict[str, Any] | None:
     """The job a genuine starter sends, once ``claim(job, conn)`` accepted it; None for anything else
-    (junk, a wrong key, a slow peer, a second start after the first)."""
+    (junk, a wrong key, a slow peer, a second start after the first). Every refusal is noted
+    (see :class:`_Refusals`); what else a hostile caller can make it raise, the caller catches."""
     try:
         conn.settimeout(HANDOFF_TIMEOUT)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = conn.makefile("rb")
-        theirs = str(_receive(reader).get("hello", ""))
-        if not theirs:
-            return None
-        ours = secrets.token_hex(16)
+        theirs = _hex(_receive(reader, MAX_SHORT_MESSAGE).get("hello"), NONCE_HEX)
+        ours = secrets.token_hex(NONCE_HEX // 2)
         _send(conn, {"proof": _mac(key, "standby", theirs, ours), "nonce": ours})
-        message = _receive(reader)
-        payload = str(message.get("payload", ""))
-        if not hmac.compare_digest(str(message.get("proof", "")), _mac(key, "starter", ours, payload)):
+        message = _receive(reader, MAX_MESSAGE)
+        payload = message.get("payload")
+        if not isinstance(payload, str):
+            raise ValueError("no payload")
+        if not hmac.compare_digest(_hex(message.get("proof"), PROOF_HEX), _mac(key, "starter", ours, payload)):
+            _refusals.note("wrong proof")
             return None
         job = json.loads(payload)
         if not (
@@ -439,13 +490,17 @@ def _serve_handshake(conn: socket.socket, key: str, claim: Any) -> dict[str, Any
             and all(isinstance(k, str) and isinstance(v, str) for k, v in job["env"].items())
             and isinstance(job.get("cwd"), str)
         ):
+            _refusals.note("malformed job")
             return None
         if not claim(job, conn):
             _send(conn, {"ok": False, "why": "taken by another start"})
             return None
         _send(conn, {"ok": True})  # if this fails the start falls back, never confirms, and the board stops itself
         return job
-    except (OSError, ValueError):
+    except OSError:
+        return None  # hung up, or too slow: a start that gave up, or a port scan
+    except ValueError as e:
+        _refusals.note(str(e) if isinstance(e, _BadMessage) else "bad message")
         return None
 
 
@@ -488,14 +543,45 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _receive(reader: Any) -> dict[str, Any]:
-    line = reader.readline(MAX_MESSAGE + 1)
+class _BadMessage(ValueError):
+    """A message not of the hand-off's shape; its text is a fixed reason, never what was sent."""
+
+
+#: A JSON string, escapes included; what is left once they are removed must be one flat object.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _receive(reader: Any, limit: int) -> dict[str, Any]:
+    """One message: a single line of ASCII JSON, at most ``limit`` bytes, a flat object of strings and booleans.
+
+    The shape is checked before the line is parsed, so no caller can make the
+    parser recurse (nested arrays) or hand a non-ASCII string to
+    ``hmac.compare_digest`` (which raises TypeError on one).
+    """
+    line = reader.readline(limit + 1)
+    if len(line) > limit:
+        raise _BadMessage("message too long")
     if not line.endswith(b"\n"):
-        raise ValueError("no complete message")
-    message = json.loads(line)
-    if not isinstance(message, dict):
-        raise ValueError("not a message")
+        raise _BadMessage("no complete message")
+    if not line.isascii():
+        raise _BadMessage("not ASCII")
+    bare = _JSON_STRING.sub(b'""', line)
+    if not bare.lstrip().startswith(b"{") or bare.count(b"{") != 1 or b"[" in bare:
+        raise _BadMessage("not a flat object")
+    try:
+        message = json.loads(line)
+    except ValueError:
+        raise _BadMessage("not JSON") from None
+    if not isinstance(message, dict) or not all(isinstance(v, (str, bool)) for v in message.values()):
+        raise _BadMessage("not a flat object")
     return message
+
+
+def _hex(value: Any, length: int) -> str:
+    """``value`` if it is ``length`` lower-case hex digits (a nonce or a proof), else _BadMessage."""
+    if not (isinstance(value, str) and len(value) == length and all(c in "0123456789abcdef" for c in value)):
+        raise _BadMessage("malformed nonce or proof")
+    return value
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import anywidget
 import traitlets
 
 from .instance import Instance
+from .links import http_link
 
 
 def _static(name: str) -> Path:
@@ -43,7 +44,11 @@ class BoardWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     proxy_template = traitlets.Unicode("").tag(sync=True)
-    tunnel_url = traitlets.Unicode("").tag(sync=True)
+    # The public link carries its secret, and a front end may save synced state in the .ipynb ("save widget
+    # state"): only whether a link is open is synced. The front end asks for the link itself with a custom
+    # message when Public link is pressed (see _on_front_end_msg); the answer is never part of any output.
+    tunnel_url = traitlets.Unicode("")  # not synced
+    tunnel_open = traitlets.Bool(False).tag(sync=True)
     # Where the kernel runs, for a browser that cannot reach its loopback (set by embed.Board):
     host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
     kernel_user = traitlets.Unicode("").tag(sync=True)
@@ -61,6 +66,12 @@ class BoardWidget(anywidget.AnyWidget):
         kwargs.setdefault("proxy_template", os.environ.get("TENSORBOARD_PROXY_URL", ""))
         super().__init__(**kwargs)
         self.on_msg(self._on_front_end_msg)
+        self.observe(self._on_tunnel_url, names="tunnel_url")
+
+    def _on_tunnel_url(self, change: Any) -> None:
+        if change["old"] and change["new"]:
+            self.tunnel_open = False  # another link: views drop the one they fetched (a change event each way)
+        self.tunnel_open = bool(change["new"])
 
     def show(self, instance: Instance) -> None:
         """Point the board at a running instance."""
@@ -76,6 +87,14 @@ class BoardWidget(anywidget.AnyWidget):
 
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict):
+            return
+        if content.get("type") == "tunnel_url":  # Public link pressed: the link goes to that front end only
+            url = http_link(self.tunnel_url)
+            self.send(
+                {"type": "tunnel_url", "url": url}
+                if url
+                else {"type": "tunnel_url", "error": "the public link is closed"}
+            )
             return
         action = self.actions.get(str(content.get("type")))
         if action is not None:

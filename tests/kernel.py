@@ -78,6 +78,22 @@ class Kernel:
         assert not errors, "\n".join(errors[0]["traceback"])
         return "".join(o.get("text", "") for o in outs if o["type"] == "stream")
 
+    def custom(self, comm_id: str, content: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """Send a widget's custom message as its front end does (anywidget's ``model.send``); returns the
+        content of the widget's first custom message back."""
+        self.kc.shell_channel.send(
+            self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": content}})
+        )
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            data = msg["content"].get("data") or {}
+            if (
+                msg["msg_type"] == "comm_msg"
+                and msg["content"].get("comm_id") == comm_id
+                and data.get("method") == "custom"
+            ):
+                return data["content"]
+
     def restart(self) -> None:
         self.kc.stop_channels()
         self.km.restart_kernel(now=False)
@@ -95,6 +111,12 @@ def widget_bundles(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if o["type"] in ("display_data", "update_display_data")
         and "application/vnd.jupyter.widget-view+json" in o["data"]
     ]
+
+
+def board_comm(outputs: list[dict[str, Any]]) -> str:
+    """The comm id of the board widget opened by these outputs."""
+    (comm_id,) = [o["comm_id"] for o in outputs if o["type"] == "comm_open" and "status" in o["data"].get("state", {})]
+    return comm_id
 
 
 def widget_state(outputs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 Legs, each a venv under ``.venvs/`` (git-ignored):
 
-- ``colab``: Python 3.12 with a Colab runtime's versions installed first (``tests/colab-pins.txt``);
-  then nbboard, as a user would (``pip install nbboard``, no constraints). Installing it, and then
-  the test tools, must change none of the packages already there: a changed one fails the leg and
-  prints the diff.
+- ``colab`` (Colab's default runtime, Python 3.13) and ``colab-fallback`` (its fallback runtime, Python
+  3.12; Kaggle's image is built on Colab's): Colab's published pip freeze of that runtime
+  (``tests/colab/pip-freeze-3.*.txt``) is the constraint file for installing, first, what a Colab
+  user has that nbboard and the test tools touch (IPython, ipykernel, TensorBoard, PyYAML, ... and,
+  through the constraints, Colab's versions of all they pull in); then nbboard, as a user would
+  (``pip install nbboard``, no constraints). Installing it, and then the test tools, must change
+  none of the packages already there: a changed one fails the leg and prints the diff. A package
+  nbboard adds that Colab ships at another version fails it too (the base would not be Colab's).
 - ``newest``: the newest Python the package claims (3.13) with the newest release of everything.
 - ``oldest``: the oldest Python it claims (3.10) with every dependency at the floor pyproject.toml
   declares, so the floors are proven, not guessed.
@@ -47,12 +51,17 @@ TESTS = [
     "tests/test_lifecycle.py",
     "tests/test_packaging.py",
 ]
-#: A Colab runtime's versions (the nine every user has, and Colab's versions of what they, nbboard and the
-#: test tools pull in): nbboard must install next to them without moving one.
-COLAB = ROOT / "tests" / "colab-pins.txt"
+#: Colab's published pip freezes (name==version lines only), one per runtime: see the README's matrix section.
+COLAB = ROOT / "tests" / "colab"
+#: What every Colab user has installed that nbboard or the test tools touch. Installed first, at Colab's versions
+#: (the freeze is the constraint file), with nbboard's declared dependencies and the test tools that Colab ships.
+COLAB_BASE = [
+    "ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client", "notebook", "tornado", "tensorboard",
+    "setuptools", "anywidget", "psutil", "pyyaml", "filelock", "requests",
+]  # fmt: skip
 #: Versions shown in the summary of each leg.
 SHOWN = ["ipython", "ipykernel", "ipywidgets", "traitlets", "jupyter-client", "tensorboard", "setuptools", "anywidget"]
-RECIPE = 1  # bump to rebuild every venv
+RECIPE = 2  # bump to rebuild every venv
 
 
 @dataclass
@@ -66,7 +75,8 @@ class Leg:
 
 
 LEGS = [
-    Leg("colab", "3.12", base=COLAB),
+    Leg("colab", "3.13", base=COLAB / "pip-freeze-3.13.txt"),  # Colab's default runtime
+    Leg("colab-fallback", "3.12", base=COLAB / "pip-freeze-3.12.txt"),  # its fallback runtime; Kaggle's is built on it
     Leg("newest", "3.13"),  # a fresh venv: pip picks the newest release of everything
     # tensorboard 2.12 predates NumPy 2 (it uses np.string_) without saying so; its users have NumPy 1.
     Leg("oldest", "3.10", floors=True, era=["numpy<2"]),
@@ -224,16 +234,19 @@ def prepare(leg: Leg, wheel: Path, rebuild: bool) -> tuple[Path, bool]:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([str(base_python), "-m", "venv", str(venv)], check=True)
         if leg.base:
-            pip(python, "install", "-r", str(leg.base))
+            pip(python, "install", "-c", str(leg.base), *colab_base(leg.base))
         (venv / "base-freeze.json").write_text(json.dumps(freeze(python) if leg.base else {}))
     base = json.loads((venv / "base-freeze.json").read_text())
+    shipped = pins(leg.base) if leg.base else {}
     constraints = venv / "constraints.txt"
 
     # nbboard as a user installs it: with its dependencies, unconstrained (the floors leg: at its floors).
     constraints.write_text("\n".join(floors() + leg.era if leg.floors else []) + "\n")
     pip(python, "install", "-c", str(constraints), str(wheel))
     pip(python, "install", "--no-deps", "--force-reinstall", str(wheel))  # this run's code, same version number
-    expect_unchanged(base, freeze(python), "installing nbboard")
+    installed = freeze(python)
+    expect_unchanged(base, installed, "installing nbboard")
+    expect_colab_versions(shipped, base, installed)
 
     # The test tools, held to what is installed now, so they cannot move the stack under test.
     installed = freeze(python)
@@ -247,6 +260,45 @@ def prepare(leg: Leg, wheel: Path, rebuild: bool) -> tuple[Path, bool]:
             raise LegFailed(f"the floors are not what got installed: {off}")
     stamp.write_text(key)
     return python, reused
+
+
+def pins(path: Path) -> dict[str, str]:
+    """{canonical name: version} of a pip freeze's ``name==version`` lines."""
+    found = {}
+    for line in path.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            found[canonical(name)] = version.strip()
+    return found
+
+
+def colab_base(freeze_file: Path) -> list[str]:
+    """The packages installed before nbboard on a Colab leg: what every Colab user has that nbboard or the
+    test tools touch, nbboard's dependencies and the test tools, each only if Colab ships it."""
+    shipped = pins(freeze_file)
+    wanted = COLAB_BASE + [requirement_name(r) for r in dependencies()]
+    wanted += [requirement_name(r) for r in REQUIREMENTS.read_text().splitlines() if r.strip() and r[0] != "#"]
+    names = list(dict.fromkeys(canonical(n) for n in wanted))
+    return [n for n in names if n in shipped]
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[\s]", requirement.strip(), maxsplit=1)[0]
+
+
+def expect_colab_versions(shipped: dict[str, str], base: dict[str, str], after: dict[str, str]) -> None:
+    """Fails the leg if nbboard added a package that Colab ships at another version: on Colab that package is
+    already there, so the leg's base must install it first (add it to COLAB_BASE)."""
+    off = [
+        f"  {n}: added {after[n]}, Colab ships {shipped[n]}"
+        for n in sorted(after)
+        if n not in base and n in shipped and after[n] != shipped[n]
+    ]
+    if off:
+        raise LegFailed(
+            "installing nbboard added packages Colab ships at other versions (add them to COLAB_BASE):\n"
+            + "\n".join(off)
+        )
 
 
 def expect_unchanged(before: dict[str, str], after: dict[str, str], step: str) -> None:

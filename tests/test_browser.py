@@ -3,8 +3,11 @@ jupyter-server-proxy, plus the Colab and "unreachable" front-end contracts."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +121,7 @@ def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def _state(inst: nbboard.Instance, **overrides: object) -> dict:
     """The synced state the kernel would send for a running board."""
     state = {"status": "running", "port": inst.port, "pid": inst.pid, "logdir": inst.logdir, "height": 500}
-    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_url="")
+    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_open=False)
     return {**state, **overrides}
 
 
@@ -198,3 +201,62 @@ def test_proxy_template_from_the_environment_wins(
         page.frame_locator("iframe.nbboard-frame").get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
         assert page.locator(".nbboard-frame").get_attribute("src") == f"http://127.0.0.1:{inst.port}/"
         assert "via TENSORBOARD_PROXY_URL" in page.locator(".nbboard-details").inner_text()
+
+
+def test_public_link_in_jupyterlab_with_widget_state_saved(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 item 6 in a real JupyterLab, with "Save Jupyter widget state in notebooks" on: the saved .ipynb
+    holds the board's widget state but not the public link's secret (on the old code the synced tunnel_url put
+    it there), and the Public link button still opens TensorBoard through the tunnel (a real localtunnel server
+    on loopback; Chromium maps *.lt.test to it)."""
+    from nbboard import api
+    from tests.localtunnel_server import DOMAIN, LocaltunnelServer
+
+    lt = LocaltunnelServer(tmp_path)
+    monkeypatch.setenv("NBBOARD_LOCALTUNNEL_HOST", lt.url)  # the Jupyter server's kernels inherit it
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook = json.loads((ROOT / "demo.ipynb").read_text())
+    for cell in notebook["cells"]:
+        if "".join(cell["source"]).startswith(BOARD_CELL):
+            cell["source"] = BOARD_CELL + " --tunnel localtunnel"
+    (work / "demo.ipynb").write_text(json.dumps(notebook))
+    settings = tmp_path / "lab-settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    server = JupyterServer(tmp_path, work)
+    try:
+        server.open_session("demo.ipynb")
+        with chromium(tmp_path, (f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1:{lt.port}",)) as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _run_demo_until_board(page, f"{server.base}lab/tree/demo.ipynb?reset&token={server.token}")
+            button = page.locator(".nbboard .nbboard-tunnel").first
+            button.wait_for(state="visible", timeout=120_000)
+            ((_inst, url),) = api.tunnel_urls()
+            secret = url.split("nbboard_token=", 1)[1]
+            with page.expect_popup(timeout=60_000) as opened:
+                button.click()
+            popup = opened.value
+            popup.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)  # TensorBoard, through the tunnel
+            assert popup.url.startswith(url.split("?", 1)[0])
+            page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+            saved = work / "demo.ipynb"
+            deadline = time.monotonic() + 30
+            while not (states := _saved_board_states(saved)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert states and states[-1]["status"] == "running"  # the board's widget state was saved...
+            assert secret not in saved.read_text()  # ...without the secret, and no output carries it
+    finally:
+        nbboard.kill()
+        server.stop()
+        lt.stop()
+
+
+def _saved_board_states(path: Path) -> list[dict]:
+    """The board widgets' states that JupyterLab saved in the notebook's metadata."""
+    with contextlib.suppress(ValueError):
+        widgets = json.loads(path.read_text()).get("metadata", {}).get("widgets", {})
+        models = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+        return [m["state"] for m in models.values() if "logdir" in m.get("state", {})]
+    return []

@@ -90,6 +90,19 @@ def _only(outputs: list[dict], kind: str) -> list[dict]:
     return [o for o in outputs if o["type"] == kind]
 
 
+def _drawn_states(outputs: list[dict]) -> list[str]:
+    """The state each board output of a cell was drawn in, in order (its first display, then each update)."""
+    import re
+
+    states = []
+    for o in outputs:
+        if o["type"] in ("display_data", "update_display_data") and "text/html" in o.get("data", {}):
+            found = re.search(r'<div class="nbboard nbboard-colab" data-state="([^"]*)"', o["data"]["text/html"])
+            if found:
+                states.append(found[1])
+    return states
+
+
 def test_board_cell_sends_one_html_output_updated_in_place_and_no_widget(
     colab_front: Callable[..., ColabFrontEnd], demo_logs: Path
 ) -> None:
@@ -110,13 +123,40 @@ def test_board_cell_sends_one_html_output_updated_in_place_and_no_widget(
         updates[-1]["data"]["text/plain"] == f"TensorBoard running on port {inst.port} (pid {inst.pid}) for {demo_logs}"
     )
 
+    assert _drawn_states(outs)[0] == "starting" and _drawn_states(outs)[-1] == "running"
     again = front.run_cell(f"%board --logdir {demo_logs}")  # reused: a new output, already running
     (reshown,) = _only(again, "display_data")
-    assert 'data-state="running"' in reshown["data"]["text/html"] and not _only(again, "comm_open")
+    assert set(_drawn_states(again)) == {"running"} and not _only(again, "comm_open")
     assert reshown["transient"]["display_id"] != display_id
     assert len(tensorboards_serving(demo_logs)) == 1
     # The Colab path needs no widget library at all.
     assert front.kernel.text("import sys; print('anywidget' in sys.modules)").strip() == "False"
+
+
+#: Stands in for a busy machine, inside the kernel: every start (a reuse included) answers 0.3 s late.
+SLOW_REUSE = """import time, nbboard.api as _api
+_start = _api.start
+def _late(*args, **kwargs):
+    time.sleep(0.3)
+    return _start(*args, **kwargs)
+_api.start = _late
+"""
+
+
+def test_a_reused_board_is_drawn_running_from_its_first_frame(
+    colab_front: Callable[..., ColabFrontEnd], demo_logs: Path
+) -> None:
+    """Right after a reuse, Colab's output shows the running board at once: never "starting" first, also
+    when the reuse is slowed by a busy machine (stood in for by delaying nbboard's start in the kernel)."""
+    front = colab_front()
+    first = front.run_cell(f"%board --logdir {demo_logs}")
+    assert _drawn_states(first)[-1] == "running"
+    quick = front.run_cell(f"%board --logdir {demo_logs}")
+    assert _drawn_states(quick) and set(_drawn_states(quick)) == {"running"}, _drawn_states(quick)
+    assert not [o for o in front.run_cell(SLOW_REUSE) if o["type"] == "error"]
+    slow = front.run_cell(f"%board --logdir {demo_logs}")
+    assert _drawn_states(slow) and set(_drawn_states(slow)) == {"running"}, _drawn_states(slow)
+    assert len(tensorboards_serving(demo_logs)) == 1
 
 
 def test_board_shows_tensorboard_through_proxy_port_and_stop_stops_it(

@@ -543,3 +543,51 @@ def test_a_refusal_to_a_head_request_has_no_body(echo_gate: GateThread) -> None:
     reply = raw(echo_gate.gate.port, b"HEAD /data/runs HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401") and body == b""
+
+
+# ---------------------------------------------------------------------------
+# Issue 17 item 2: cookie tossing from a sibling tunnel
+
+
+def test_a_tossed_cookie_does_not_lock_the_owner_out(echo: int) -> None:
+    """loca.lt is no public suffix, so any other tunnel can set ``nbboard_auth=x; Domain=loca.lt; Path=/data``;
+    the browser then sends that cookie first (its path is more specific) and the owner's own after it. The gate
+    serves the owner as long as one of the first MAX_COOKIES values is valid (on the old code: 403 for every
+    /data request, and logging in again did not help)."""
+    from nbboard.tunnels.auth import MAX_COOKIES
+
+    g = GateThread(echo)
+    try:
+        real = _login_cookie(g).split(";")[0].split("=", 1)[1]
+        for tossed in (["x"], ["", "x" * 64, real[:-1] + "0"]):
+            jar = "; ".join([f"{COOKIE}={v}" for v in tossed] + [f"{COOKIE}={real}", "other=kept"])
+            resp = requests.get(g.url + "/data/runs", headers={"Cookie": jar}, timeout=10)
+            assert resp.status_code == 200 and resp.json()["path"] == "/data/runs"
+            assert resp.json()["headers"]["Cookie"] == "other=kept"  # none of them reaches TensorBoard
+        # Only tossed ones: still refused; and the bound holds (a jar flooded beyond it is the provider's problem).
+        only = "; ".join(f"{COOKIE}=x{i}" for i in range(3))
+        assert requests.get(g.url + "/data/runs", headers={"Cookie": only}, timeout=10).status_code == 403
+        flooded = "; ".join([f"{COOKIE}=x{i}" for i in range(MAX_COOKIES)] + [f"{COOKIE}={real}"])
+        assert requests.get(g.url + "/data/runs", headers={"Cookie": flooded}, timeout=10).status_code == 403
+    finally:
+        g.close()
+    assert [r["path"] for r in Echo.seen] == ["/data/runs", "/data/runs"]
+
+
+def test_over_https_the_cookie_is_a_host_cookie(echo: int) -> None:
+    """Over https the login cookie is ``__Host-nbboard_auth``: Secure, Path=/ and no Domain, so browsers let no
+    other host set or shadow it. It opens the gate like the plain one, and is stripped before TensorBoard."""
+    g = GateThread(echo, public_url="https://abc.loca.lt")
+    try:
+        attrs = [a.strip() for a in _login_cookie(g).split(";")]
+        name, _, value = attrs[0].partition("=")
+        assert name == "__Host-nbboard_auth" and value == g.gate.auth.cookie
+        assert "Secure" in attrs and "Path=/" in attrs and not any(a.lower().startswith("domain") for a in attrs)
+        from nbboard.tunnels.auth import MAX_COOKIES
+
+        tossed = "; ".join(f"{COOKIE}=tossed{i}" for i in range(MAX_COOKIES + 5))  # however many plain ones
+        jar = f"{tossed}; __Host-nbboard_auth={value}; other=kept"
+        resp = requests.get(g.url + "/in", headers={"Cookie": jar}, timeout=10)
+        assert resp.status_code == 200 and resp.json()["headers"]["Cookie"] == "other=kept"
+    finally:
+        g.close()

@@ -74,7 +74,10 @@ def test_tensorboard_not_installed(isolated: Path, demo_logs: Path, monkeypatch:
         (["start", "--logdir", "x", "--", "stray"], 2, "unexpected argument 'stray'"),
         (["kill", "--pid", "abc"], 2, "argument --pid: invalid value 'abc'"),
         (["list", "--bogus"], 2, "unknown option '--bogus'"),
-        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+        (["frobnicate"], 2, "unknown command 'frobnicate'; the commands are start, list, kill, demo, tunnel"),
+        (["strat", "--logdir", "x"], 2, "unknown command 'strat': did you mean start?"),
+        (["lsit"], 2, "unknown command 'lsit': did you mean list?"),
+        (["--version", "kil"], 2, "did you mean kill?"),
         (["list", "--", "--x"], 2, "does not start"),
     ],
 )

@@ -181,4 +181,9 @@ def test_demo_command_writes_every_kind_of_summary(isolated: Path, tmp_path: Pat
     assert all(plugins[p]["enabled"] for p in ("scalars", "histograms", "images", "text"))
     tags = requests.get(base + "data/plugin/scalars/tags", timeout=5).json()
     assert set(tags["train"]) == {"loss", "accuracy"}
-    assert f"nbboard kill --port {inst.port}" in result.stdout
+    # One stream, and the three things a first-time user needs next: how to open it, the notebook line, how to stop it.
+    assert result.stderr == "" and "wrote example summaries" in result.stdout
+    root = tmp_path / "d" / "logs"
+    assert f"open it:        {inst.url}" in result.stdout
+    assert f"%load_ext nbboard   then   %board --logdir {root}" in result.stdout
+    assert f"stop it:        nbboard kill --port {inst.port}" in result.stdout

@@ -73,7 +73,7 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
 def test_the_widget_holds_state_only_and_records_know_nothing_of_tunnels_or_liveness() -> None:
     graph = _graph()
-    assert graph["nbboard.widget"] <= {"nbboard.instance"}
+    assert graph["nbboard.widget"] <= {"nbboard.instance", "nbboard.links"}  # links: pure URL checks
     assert graph["nbboard.registry"] <= {"nbboard.config", "nbboard.errors"}
     assert not any(m.startswith("nbboard.launcher") for m in graph["nbboard.tunnels.manager"])
 

@@ -321,19 +321,36 @@ def test_bad_tunnel_input(isolated: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_board_tunnel_from_the_magic(lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path) -> None:
-    from tests.kernel import Kernel, widget_state
+def test_board_tunnel_from_the_magic_keeps_the_secret_out_of_the_notebook(
+    lt: LocaltunnelServer, demo_logs: Path, tmp_path: Path
+) -> None:
+    """Issue 17 item 6: a front end may save the widget's synced state in the .ipynb (JupyterLab's "save widget
+    state"), and outputs are saved anyway. No comm_open, comm_msg, display or stream message of a
+    ``%board --tunnel`` cell may carry the secret (on the old code the synced ``tunnel_url`` did). The Public link
+    button still gets its owner the working link: the front end asks the kernel with a custom message (sent here
+    exactly as anywidget's ``model.send`` sends it), and the link it gets back opens the board."""
+    from nbboard import api
+    from tests.kernel import Kernel, board_comm, widget_state
 
     k = Kernel(tmp_path)
     try:
         k.text("%load_ext nbboard")
         outs = k.run(f"%board --logdir {demo_logs} --tunnel localtunnel")
+        ((_inst, url),) = api.tunnel_urls()
+        secret = _secret(url)
+        assert {o["type"] for o in outs} >= {"comm_open", "display_data", "stream"}
+        assert secret not in json.dumps(outs)
         state = widget_state(outs)
+        assert state["tunnel_open"] is True
         text = "".join(o.get("text", "") for o in outs if o["type"] == "stream")
-        assert state["tunnel_url"].startswith("http://") and "nbboard_token=" in state["tunnel_url"]
-        assert "opened a localtunnel tunnel" in text and _secret(state["tunnel_url"]) not in text
-        cookies = _login(lt, state["tunnel_url"])
-        assert sorted(lt.get(state["tunnel_url"], "/data/runs", cookies=cookies).json()) == ["eval", "train"]
+        assert "opened a localtunnel tunnel" in text
+        answer = k.custom(board_comm(outs), {"type": "tunnel_url"})
+        assert answer == {"type": "tunnel_url", "url": url}
+        cookies = _login(lt, answer["url"])
+        assert sorted(lt.get(answer["url"], "/data/runs", cookies=cookies).json()) == ["eval", "train"]
+        # Re-displaying the board (a re-run of the cell) does not bring it back either.
+        again = k.run(f"%board --logdir {demo_logs} --tunnel localtunnel")
+        assert "reusing the localtunnel tunnel" in json.dumps(again) and secret not in json.dumps(again)
     finally:
         k.shutdown()
 
@@ -699,7 +716,7 @@ def test_ngrok_without_internet_names_the_cause_within_the_timeout(
 def test_without_pyngrok_ngrok_says_how_to_get_it_and_auto_falls_back(
     isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """pyngrok is the `nbboard[ngrok]` extra. Its absence is simulated by blocking its import in the child
+    """pyngrok is a dependency, but an environment can lack it (`pip install --no-deps`). Its absence is simulated by blocking its import in the child
     (sys.modules["pyngrok"] = None: the import fails exactly as when it is not installed); the rest is real."""
     import subprocess
     import sys
@@ -711,7 +728,7 @@ def test_without_pyngrok_ngrok_says_how_to_get_it_and_auto_falls_back(
         capture_output=True, text=True, timeout=60, env={**os.environ, "NGROK_AUTHTOKEN": "x" * 30},
     )  # fmt: skip
     assert explicit.returncode == 1
-    assert "--provider ngrok needs pyngrok" in explicit.stderr and "pip install 'nbboard[ngrok]'" in explicit.stderr
+    assert "--provider ngrok needs pyngrok" in explicit.stderr and "pip install pyngrok" in explicit.stderr
     from nbboard.tunnels import manager
 
     monkeypatch.setitem(sys.modules, "pyngrok", None)

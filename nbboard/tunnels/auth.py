@@ -11,6 +11,8 @@ A visitor proves it holds the tunnel's secret in one of three ways:
 - the cookie, which is derived from the secret and a random per-tunnel nonce
   (so the secret itself crosses the wire once, and no two tunnels share a
   cookie even if they shared a secret), and expires with the tunnel;
+  over https it is named ``__Host-nbboard_auth``, which browsers accept only
+  from this very host (Secure, Path=/, no Domain);
 - ``Authorization: Bearer SECRET``, for scripts.
 """
 
@@ -27,6 +29,13 @@ from dataclasses import dataclass
 
 TOKEN_PARAM = "nbboard_token"
 COOKIE = "nbboard_auth"
+#: The cookie's name over https: a sibling host (another ``*.loca.lt`` tunnel) cannot set a ``__Host-`` cookie.
+HOST_COOKIE = "__Host-" + COOKIE
+#: Cookies named like the gate's that one request may offer before the rest are ignored. A sibling tunnel on a
+#: domain that is not a public suffix (loca.lt) can toss its own ``nbboard_auth`` cookies in front of the owner's
+#: (a more specific Path is sent first); the owner's real one is among the first few unless the sibling floods the
+#: jar, and a flood that pushes it out is the provider's problem (see the README's security model).
+MAX_COOKIES = 16
 _SECRET_CHARS = re.compile(r"^[A-Za-z0-9_\-]{16,256}$")
 #: Characters a redirect path keeps as they are; everything else is percent-encoded.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -84,24 +93,26 @@ class Auth:
             if scheme.lower() == "bearer" and _same(value.strip(), self.secret):
                 return OK
             return Verdict("wrong", why="wrong credentials")
-        for name, value in headers:
-            if name.lower() != "cookie":
-                continue
-            for part in value.split(";"):
-                key, _, val = part.strip().partition("=")
-                if key == COOKIE:
-                    return OK if _same(val, self.cookie) else Verdict("wrong", why="wrong or expired cookie")
+        offered = _cookies(headers)
+        if offered:
+            # Any valid one will do: a tossed cookie (see MAX_COOKIES) must not lock the owner out.
+            ok = False
+            for value in offered:
+                ok |= _same(value, self.cookie)  # no early exit: every offered value costs the same
+            return OK if ok else Verdict("wrong", why="wrong or expired cookie")
         return Verdict("deny", why="no credentials")
 
     def set_cookie(self, forwarded_proto: str | None = None, now: float | None = None) -> str:
         """The Set-Cookie value for a login: HttpOnly, expiring with the tunnel, Secure over https.
 
-        The public URL decides https (ngrok's and localtunnel's are https; the gate itself only
+        Over https the cookie is named ``__Host-nbboard_auth`` (Secure, Path=/ and no Domain, as
+        that prefix requires). The public URL decides https (ngrok's and localtunnel's are https; the gate itself only
         sees plain http from the provider's client). ``SameSite=None; Secure`` lets the board
         work inside a notebook's iframe; browsers accept it only over https.
         """
         secure = self.public_url.lower().startswith("https://") or (forwarded_proto or "").lower() == "https"
-        attrs = [f"{COOKIE}={self.cookie}", "Path=/", "HttpOnly"]
+        # __Host-: the browser refuses to let any other host (a sibling *.loca.lt tunnel) set or shadow it.
+        attrs = [f"{HOST_COOKIE if secure else COOKIE}={self.cookie}", "Path=/", "HttpOnly"]
         if self.expires_at:
             left = int(self.expires_at - (time.time() if now is None else now))
             attrs.append(f"Max-Age={max(left, 1)}")
@@ -118,7 +129,7 @@ class Auth:
             if low == "authorization":
                 continue
             if low == "cookie":
-                kept = [p.strip() for p in value.split(";") if p.strip() and p.strip().partition("=")[0] != COOKIE]
+                kept = [p.strip() for p in value.split(";") if p.strip() and p.strip().partition("=")[0] not in _NAMES]
                 if not kept:
                     continue
                 value = "; ".join(kept)
@@ -155,6 +166,26 @@ def valid_secret(secret: str) -> bool:
 
 def _same(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+_NAMES = (COOKIE, HOST_COOKIE)
+
+
+def _cookies(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """The values to try: every ``__Host-`` one (no other host can set those), then the plain ones, each kind
+    bounded by MAX_COOKIES, in the order the browser sent them."""
+    hosts: list[str] = []
+    plain: list[str] = []
+    for name, value in headers:
+        if name.lower() != "cookie":
+            continue
+        for part in value.split(";"):
+            key, _, val = part.strip().partition("=")
+            if key == HOST_COOKIE:
+                hosts.append(val)
+            elif key == COOKIE:
+                plain.append(val)
+    return hosts[:MAX_COOKIES] + plain[:MAX_COOKIES]
 
 
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:

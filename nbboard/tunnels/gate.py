@@ -13,8 +13,11 @@ What a hostile visitor cannot do here:
   as its head has arrived, its body is never read, and its connection is
   closed; the head itself must arrive within ``HEAD_TIMEOUT``;
 - exhaust connections: at most ``MAX_PENDING`` connections that have not yet
-  made an authorised request are kept; a newcomer pushes out the oldest, so
-  the owner's next request always gets in and file descriptors stay bounded;
+  made an authorised request are kept, so file descriptors stay bounded; a
+  newcomer pushes out, in this order, one already refused, one that has sent
+  nothing for ``FRESH`` s, one stuck in its head for that long, then the
+  oldest fresh one (see ``Gate._victim``). A flood of silent connections thus
+  cannot push out the owner's connection once its head has begun to arrive;
 - smuggle or confuse framing: the request line and headers are parsed
   strictly (origin-form targets only, so the gate is no open proxy; one
   Content-Length of digits, or ``Transfer-Encoding: chunked`` alone; bad chunk
@@ -42,6 +45,7 @@ import collections
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,6 +71,10 @@ UPSTREAM_TIMEOUT = 300.0
 LINGER = 1.0
 #: Connections that have not (yet) made an authorised request; beyond this the oldest is dropped.
 MAX_PENDING = 64
+#: A pending connection younger than this is still arriving: it is evicted after every older one.
+FRESH = 1.0
+#: How long the pending connections may exceed MAX_PENDING (never twice it) before the surplus is pushed out.
+TRIM_AFTER = 0.1
 CHUNK = 256 * 1024
 
 _TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -124,6 +132,40 @@ class Request:
         if self.version == "HTTP/1.0":
             return "keep-alive" in conn
         return "close" not in conn
+
+
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that remembers whether any byte has arrived, for the eviction order (Gate._victim)."""
+
+    heard = False
+
+    def feed_data(self, data: bytes) -> None:
+        if data:
+            self.heard = True
+        super().feed_data(data)
+
+
+def _bytes_waiting(writer: asyncio.StreamWriter) -> bool:
+    """Has the visitor sent bytes that the event loop has not read yet? (A peek on a duplicate of the socket.)"""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with sock.dup() as peek:
+            peek.setblocking(False)  # it already is: asyncio's sockets are non-blocking
+            return bool(peek.recv(1, socket.MSG_PEEK))
+    except OSError:  # nothing waiting (EAGAIN), or the connection is gone: either way, nothing to keep
+        return False
+
+
+@dataclass
+class _Pending:
+    """A connection without an authorised request yet."""
+
+    writer: asyncio.StreamWriter
+    reader: asyncio.StreamReader
+    since: float
+    refused: bool = False
 
 
 class BadRequest(Exception):
@@ -210,10 +252,11 @@ class Gate:
         self.port = 0
         self.on_request: Callable[[], None] | None = None
         #: Connections without an authorised request yet, oldest first (see MAX_PENDING).
-        self._pending: collections.OrderedDict[int, asyncio.StreamWriter] = collections.OrderedDict()
+        self._pending: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
         #: Every open connection, authenticated or not: closing the gate ends them all at once.
         self._connections: set[asyncio.StreamWriter] = set()
         self.evicted = 0
+        self._trim_scheduled = False
 
     @property
     def secret(self) -> str | None:
@@ -230,7 +273,12 @@ class Gate:
     async def start(self, port: int = 0) -> int:
         # backlog: asyncio accepts up to this many connections per loop turn before any is admitted (and
         # the oldest pushed out), so it bounds the transient overshoot of descriptors beyond MAX_PENDING.
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port, limit=MAX_HEAD, backlog=MAX_PENDING)
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:  # asyncio.start_server's, with a reader that tells heard
+            return asyncio.StreamReaderProtocol(_Reader(limit=MAX_HEAD, loop=loop), self._serve, loop=loop)
+
+        self.server = await loop.create_server(protocol, "127.0.0.1", port, backlog=MAX_PENDING)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 
@@ -244,12 +292,52 @@ class Gate:
 
     # -- connections -------------------------------------------------------
 
-    def _admit(self, writer: asyncio.StreamWriter) -> None:
-        while len(self._pending) >= MAX_PENDING:
-            _, oldest = self._pending.popitem(last=False)
-            oldest.transport.abort()
+    def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Count a new connection among the pending ones, pushing others out beyond the cap.
+
+        asyncio accepts up to MAX_PENDING connections at once, and reads what a connection sent only an
+        event-loop turn or two after admitting it; so the cap is enforced a moment later (TRIM_AFTER), when
+        heads that had already arrived are known to have, and at once only beyond twice the cap.
+        """
+        loop = asyncio.get_running_loop()
+        self._pending[id(writer)] = _Pending(writer, reader, loop.time())
+        self._trim(2 * MAX_PENDING)
+        if len(self._pending) > MAX_PENDING and not self._trim_scheduled:
+            self._trim_scheduled = True
+            loop.call_later(TRIM_AFTER, self._trim, MAX_PENDING)
+
+    def _trim(self, cap: int) -> None:
+        if cap == MAX_PENDING:
+            self._trim_scheduled = False
+        now = asyncio.get_running_loop().time()
+        while len(self._pending) > cap:
+            key = self._victim(now)
+            victim = self._pending[key]
+            if not getattr(victim.reader, "heard", True) and _bytes_waiting(victim.writer):
+                victim.reader.heard = True  # type: ignore[attr-defined]  # bytes are in; asyncio has yet to read them
+                continue
+            del self._pending[key]
+            victim.writer.transport.abort()
             self.evicted += 1
-        self._pending[id(writer)] = writer
+
+    def _victim(self, now: float) -> int:
+        """The pending connection to push out: refused ones first (they only linger), then those silent for
+        FRESH s, then those whose head has been arriving for that long, then fresh ones; oldest first in each.
+
+        Issue 17 item 5: evicting simply the oldest, a flood of connections that send nothing pushed out
+        0.6-2.5 % of the owner's fresh connections before their head was read (it had often arrived already).
+        """
+
+        def rank(item: tuple[int, _Pending]) -> tuple[int, float]:
+            p = item[1]
+            heard = bool(getattr(p.reader, "heard", True))
+            if p.refused:
+                return 0, p.since
+            if now - p.since >= FRESH:
+                return (2 if heard else 1), p.since
+            return (4 if heard else 3), p.since
+
+        return min(self._pending.items(), key=rank)[0]
 
     def _trust(self, writer: asyncio.StreamWriter) -> bool:
         """Mark the connection as having made an authorised request; False if it was pushed out meanwhile."""
@@ -258,7 +346,7 @@ class Gate:
         return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._admit(writer)
+        self._admit(reader, writer)
         self._connections.add(writer)
         trusted = False
         try:
@@ -330,6 +418,9 @@ class Gate:
         """Answer and close. Unread bytes are drained for at most LINGER s first, so that closing with data
         still unread (which sends a reset) cannot destroy the answer before the visitor reads it. A refused
         connection stays among the pending ones meanwhile, so the cap bounds lingering ones too."""
+        pending = self._pending.get(id(writer))
+        if pending is not None:
+            pending.refused = True
         await _respond(writer, status, body, close=True, **kwargs)  # type: ignore[arg-type]
         with contextlib.suppress(OSError, RuntimeError, AttributeError):
             if writer.can_write_eof():

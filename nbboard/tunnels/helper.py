@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import liveness, procs, registry
+from .. import links, liveness, procs, registry
 from ..errors import NbboardError
 from . import providers
 from .gate import Gate
@@ -78,6 +78,18 @@ async def _run(spec: dict[str, Any]) -> int:
         await gate.close()
         return 1
     del token, settings
+    checked = links.public_url(public_url)
+    if checked is None:  # printed and stored from here on: never a provider's escape sequences or odd scheme
+        _status(
+            spec["status_file"],
+            state="failed",
+            error=f"the tunnel provider answered a malformed public URL: {links.printable(str(public_url), 80)}",
+        )
+        with contextlib.suppress(Exception):
+            await close()
+        await gate.close()
+        return 1
+    public_url = checked
     gate.public_url = public_url  # an https URL makes the login cookie Secure
     _status(spec["status_file"], state="ready", public_url=public_url, gate_port=gate_port)
     log.info(

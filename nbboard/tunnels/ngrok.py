@@ -42,7 +42,7 @@ def save_token(token: str) -> str:
 
 
 def installed() -> bool:
-    """pyngrok is an extra (``nbboard[ngrok]``): pyngrok 9 needs a newer PyYAML than Colab ships."""
+    """pyngrok is a dependency, but an environment can lack it (``pip install --no-deps``, or removed since)."""
     import importlib.util
 
     return importlib.util.find_spec("pyngrok") is not None
@@ -90,7 +90,8 @@ def usable() -> TunnelError | None:
         return None
     return TunnelError(
         "--provider ngrok needs pyngrok, which is not installed",
-        "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider cloudflared or localtunnel",
+        "pip install pyngrok (nbboard depends on it; this environment lacks it), or use --provider cloudflared or "
+        "localtunnel",
     )
 
 
@@ -99,8 +100,7 @@ def auto() -> tuple[bool, str]:
     token, source = find_token()
     if token and not installed():
         return False, (
-            f"an ngrok auth token was found ({source}) but pyngrok is not installed "
-            "(pip install 'nbboard[ngrok]' to use ngrok)"
+            f"an ngrok auth token was found ({source}) but pyngrok is not installed (pip install pyngrok to use ngrok)"
         )
     if token:
         return True, f"using ngrok (auth token from {source})"
@@ -137,7 +137,8 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
     except ImportError:
         raise TunnelError(
             "pyngrok is not installed",
-            "pip install 'nbboard[ngrok]' (or pip install pyngrok), or use --provider localtunnel",
+            "pip install pyngrok (nbboard depends on it; this environment lacks it), or use --provider cloudflared or "
+            "localtunnel",
         ) from None
     if not settings.token:
         raise TunnelError("no ngrok auth token found", TOKEN_HELP)

@@ -15,7 +15,7 @@ import psutil
 
 import nbboard
 from nbboard import registry
-from tests.helpers import tensorboards_serving
+from tests.helpers import nbboard_cli, tensorboards_serving
 from tests.reliability.figures import record
 
 CRASH_CYCLES = int(os.environ.get("NBBOARD_CRASH_CYCLES", "50"))
@@ -78,7 +78,7 @@ def _kill_and_count(logdir: Path, scenario: str, what: str, bad: int) -> None:
     orphans = _orphans(logdir)
     leftover_records = list(registry.boards_dir().glob("*.json"))
     record(scenario, f"{bad} {what}, {len(orphans)} orphan processes, {len(leftover_records)} orphan records")
-    assert (bad, len(orphans), len(leftover_records)) == (0, 0, 0)
+    assert (bad, len(orphans), len(leftover_records)) == (0, 0, 0), [p.name for p in leftover_records]
 
 
 def test_crash_loop_never_reuses_a_dead_board(isolated: Path, demo_logs: Path) -> None:
@@ -125,3 +125,59 @@ def test_starter_killed_mid_start(isolated: Path, demo_logs: Path) -> None:
     _kill_and_count(
         demo_logs, f"crash loop: {cycles} × SIGKILL `nbboard start` mid-start → start", "unusable boards", broken
     )
+
+
+#: A writer of a board record stopped between writing its temp file and renaming it over the record: the moment
+#: when a SIGKILL to `nbboard start` leaves a `.tmp-<pid>-….json` behind.
+_STUCK_WRITER = """
+import os, sys, time
+from nbboard import registry
+def stuck(src, dst):
+    print(src, flush=True)
+    time.sleep(600)
+os.replace = stuck
+registry.write(registry.BoardRecord(pid=os.getpid(), port=0, logdir=sys.argv[1], create_time=0.0, cache_key="k",
+                                    argv=(), start_time=0, state="starting"))
+"""
+
+
+def _stuck_writer(logdir: Path) -> tuple[subprocess.Popen[str], Path]:
+    writer = subprocess.Popen([sys.executable, "-c", _STUCK_WRITER, str(logdir)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    temp = Path(writer.stdout.readline().strip())
+    assert temp.is_file() and temp.parent == registry.boards_dir(), temp
+    return writer, temp
+
+
+def test_a_record_write_killed_midway_is_ignored_by_list_and_removed_by_kill_and_start(
+    isolated: Path, demo_logs: Path
+) -> None:
+    """The leftover of a starter killed mid-write (the cause of the orphan record in the crash loop above)."""
+    registry.ensure_home()
+    writer, in_progress = _stuck_writer(demo_logs)
+    try:
+        # A write in progress is left alone by kill, and list shows nothing for it.
+        listed = nbboard_cli("list")
+        assert (listed.returncode, listed.stderr) == (0, "") and "no TensorBoard running" in listed.stdout
+        assert nbboard_cli("kill").returncode == 0
+        assert in_progress.exists(), "kill removed the temp file of a write still in progress"
+    finally:
+        writer.kill()
+        writer.wait()
+    # Its writer is gone: list still changes nothing and says nothing, kill removes it.
+    listed = nbboard_cli("list")
+    assert (listed.returncode, listed.stderr) == (0, "") and "no TensorBoard running" in listed.stdout
+    assert in_progress.exists()
+    killed = nbboard_cli("kill")
+    assert killed.returncode == 0, killed.stderr
+    assert not in_progress.exists()
+    # The same leftover is removed by the next start too; an old one named by an earlier nbboard (no pid) as well.
+    writer, left = _stuck_writer(demo_logs)
+    writer.kill()
+    writer.wait()
+    unnamed = registry.boards_dir() / ".tmp-k3j4h5g6.json"
+    unnamed.write_text("{")
+    os.utime(unnamed, (time.time() - 3600, time.time() - 3600))
+    started = nbboard_cli("start", "--logdir", str(demo_logs))
+    assert started.returncode == 0, started.stderr
+    assert [p.name for p in registry.boards_dir().iterdir()] == [f"pid-{nbboard.list()[0].pid}.json"]

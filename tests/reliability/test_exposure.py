@@ -241,3 +241,59 @@ def test_helper_descriptors_stay_flat_under_hundreds_of_tokenless_connections(
     assert settled <= base + MAX_PENDING + 24, (base, settled)  # the cap, plus the tunnel's own connections
     assert peak <= base + 5 * MAX_PENDING, (base, peak)  # accept batches before eviction; never one per visitor
     assert after <= base + 4, (base, after)
+
+
+FLOOD_OWNER_REQUESTS = int(os.environ.get("NBBOARD_FLOOD_OWNER_REQUESTS", "600"))
+#: One flooding process: opens connections that send nothing as fast as it can, holding the newest 150.
+FLOOD = """
+import socket, sys
+held = []
+while True:
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5))
+    except OSError:
+        continue
+    print(flush=True)
+    if len(held) > 150:
+        held.pop(0).close()
+"""
+
+
+def test_the_owner_gets_in_during_a_connection_flood(tunnel: tuple[LocaltunnelServer, str]) -> None:
+    """Issue 17 item 5: a local user (or a provider's agent opening one connection per visitor) floods the gate
+    with connections that send nothing, far past its 64 pending slots, from two processes, while the owner keeps
+    opening fresh connections to it. When the gate pushed out simply the oldest pending connection, 0.6-2.5 % of
+    the owner's came back empty; it now pushes out silent ones before any whose request has begun to arrive."""
+    from nbboard import api
+
+    _server, url = tunnel
+    secret = parse_qs(urlsplit(url).query)["nbboard_token"][0]
+    (inst,) = api.list_instances()
+    gate_port = inst.tunnel.gate_port
+    floods = [
+        subprocess.Popen([sys.executable, "-c", FLOOD, str(gate_port)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    failed: list[str] = []
+    t0 = time.monotonic()
+    try:
+        time.sleep(1.0)  # the flood is in full swing before the owner comes
+        for _ in range(FLOOD_OWNER_REQUESTS):
+            try:
+                # a fresh connection each time (no session): what a browser's new tab, or a script, opens
+                r = requests.get(f"http://127.0.0.1:{gate_port}{SCALARS}", headers={"Authorization": f"Bearer {secret}"}, timeout=30)  # fmt: skip
+                if r.status_code != 200 or len(r.json()) != 50:
+                    failed.append(f"HTTP {r.status_code}")
+            except (requests.RequestException, ValueError) as e:
+                failed.append(repr(e))
+    finally:
+        for p in floods:
+            p.kill()
+        opened = sum(len(p.communicate()[0]) for p in floods)  # one newline per connection
+    took = time.monotonic() - t0
+    record(
+        "connection flood at the gate: 2 processes opening connections that send nothing (far past the 64 pending "
+        f"slots) while the owner opens {FLOOD_OWNER_REQUESTS} fresh connections",
+        f"{opened} flood connections in {took:.0f} s; owner served {FLOOD_OWNER_REQUESTS - len(failed)}/{FLOOD_OWNER_REQUESTS}",
+    )
+    assert failed == [], f"{len(failed)} of the owner's {FLOOD_OWNER_REQUESTS} requests failed: {sorted(set(failed))}"
