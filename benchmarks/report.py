@@ -26,6 +26,8 @@ CHART = HERE.parent / "docs" / "performance.png"
 
 #: Section order in RESULTS.md.
 ORDER = [
+    "lab",
+    "sharedcode",
     "data",
     "browser",
     "standby",
@@ -125,12 +127,33 @@ def chart(figures: dict[str, Any]) -> None:
     ]
     startup = [(label, value(a), value(b)) for label, a, b in startup if value(a) and value(b)]
     data = value("data_p50") or {}
-    panels = [p for p in (startup, data) if p]
+    notebook = [
+        ("first board,\n3 s after %load_ext", "lab_first"),
+        ("a second, new board\nin the next cell", "lab_second"),
+        ("the board's cell\nrun again (reuse)", "lab_rerun"),
+        ("after a kernel restart", "lab_restart"),
+    ]
+    notebook = [(label, value(k)["tensorboard"], value(k)["board"]) for label, k in notebook if value(k)]
+    panels = [p for p in (notebook, startup, data) if p]
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(6.6 * len(panels), 4.4), squeeze=False)
     ours, theirs = "#e8710a", "#7f8c99"
     axis = iter(axes[0])
+    if notebook:
+        ax = next(axis)
+        ys = range(len(notebook))
+        ax.barh([y + 0.2 for y in ys], [s[1] for s in notebook], 0.38, color=theirs, label="%tensorboard")
+        ax.barh([y - 0.2 for y in ys], [s[2] for s in notebook], 0.38, color=ours, label="%board")
+        for y, (_, t, n) in zip(ys, notebook, strict=True):
+            ax.text(n, y - 0.2, f" {n:.2f} s ({n / t:.2f}×)", va="center", fontsize=8)
+            ax.text(t, y + 0.2, f" {t:.2f} s", va="center", fontsize=8)
+        ax.set_yticks(list(ys), [s[0] for s in notebook])
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds from running the cell until a chart is drawn (median)")
+        ax.set_xlim(0, max(max(s[1], s[2]) for s in notebook) * 1.45)
+        ax.set_title("In JupyterLab (Chromium)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
     if startup:
         ax = next(axis)
         ys = range(len(startup))

@@ -492,10 +492,11 @@ def bench_rss(logdir: Path) -> None:
     )
 
 
-SECTIONS = "data,browser,standby,busy,restart,profile,cold,kernel,reuse,stale,kill,list,gate,rss"
+SECTIONS = "lab,sharedcode,data,browser,standby,busy,restart,profile,cold,kernel,reuse,stale,kill,list,gate,rss"
 
 
 def main() -> int:
+    import lab
     import report
     import speed
 
@@ -519,6 +520,10 @@ def main() -> int:
     header = report.run_header(sys.argv[1:])
     print(header, flush=True)
     try:
+        if want("lab"):
+            lab.bench_lab(max(reps, 3) if not args.quick else 1)
+        if want("sharedcode"):
+            lab.bench_shared_code(reps)
         if want("data"):
             speed.bench_data(requests_per_series=10 if args.quick else 30)
         if want("browser"):

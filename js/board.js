@@ -181,6 +181,9 @@ function render({ model, el: host }) {
       allow: "clipboard-write",
     });
     frame.style.height = `${model.get("height")}px`;
+    // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
+    // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
+    frame.addEventListener("load", () => model.send({ type: "shown" }), { once: true });
     body.replaceChildren(frame);
     shownFor = url;
   }

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 
 #: Seconds the standby's preparation waits after ``%load_ext`` (or a stop), unless a launch needs it sooner.
 STANDBY_DELAY = 0.5
+#: After a board took the standby, the next standby waits until the browser has loaded that board
+#: (the board's frame says so) and this many seconds more, for the first charts: TensorBoard's 6 MB of
+#: JavaScript and a standby importing TensorBoard would otherwise share a small machine's CPU while the
+#: user waits for the chart. A launch hurries it, as above.
+REFILL_AFTER_SHOWN = 1.0
+#: ...and waits at most this long when no frame says so (no display, a front end without widgets).
+REFILL_LATEST = 10.0
+#: After that second, the next standby also waits (at most this long) for the CPU to calm down: the frame's
+#: ``load`` comes before TensorBoard has fetched and drawn its charts, which on a busy machine takes seconds more.
+REFILL_QUIET_WAIT = 10.0
+#: Busy below this share of all cores (%), over half a second, counts as calm.
+REFILL_QUIET_CPU = 60.0
 #: Seconds ``%board`` waits for a reuse before drawing a "starting" board (a real start takes about a second).
 REUSE_WAIT = 0.05
 REUSE_WAIT_COLAB = 0.5
@@ -55,7 +67,8 @@ class BoardMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._boards: dict[int, Any] = {}  # pid -> embed.Board shown in this kernel
-        self._standby: tuple[Any, Any] | None = None  # (hurry, recorded) events of a standby being prepared
+        #: (hurry, recorded, cancelled) events of a standby being prepared
+        self._standby: tuple[Any, Any, Any] | None = None
 
     @line_magic
     def board(self, line: str) -> None:
@@ -95,6 +108,7 @@ class BoardMagics(Magics):
                 print(fmt.skipped(found.skipped))
             return
         if cmd.action == "kill":
+            self._cancel_standby()  # a pending standby would otherwise appear after the kill
             target = logdirs.resolve(cmd.logdir, check=False) if cmd.logdir is not None else None
             report = api.kill(port=cmd.port, pid=cmd.pid, logdir=target)
             print(fmt.killed(report.stopped, report.cleaned, report.removed_logs, report.standbys, report.ended))
@@ -112,10 +126,10 @@ class BoardMagics(Magics):
         values["idle_timeout"] = values["idle_timeout"] or None  # the trait's "" is the field's None
         return config.BoardConfig(**values)
 
-    def prepare_standby(self, warm_display: bool = False) -> None:
+    def prepare_standby(self, warm_display: bool = False, delay: float = STANDBY_DELAY) -> None:
         """Start a standby in the background, unless turned off or one is there.
 
-        The work waits :data:`STANDBY_DELAY`, so that it shares no CPU with the
+        The work waits ``delay`` seconds, so that it shares no CPU with the
         cell that loaded the extension, unless a launch needs it sooner
         (:meth:`_hurry_standby`, called by the launcher only when no running
         board can be reused). With ``warm_display`` the same thread then imports
@@ -129,13 +143,15 @@ class BoardMagics(Magics):
 
         hurry = threading.Event()
         recorded = threading.Event()
+        cancelled = threading.Event()
 
         def work() -> None:
-            hurry.wait(STANDBY_DELAY)
+            hurry.wait(delay)
             try:
-                from . import standby
+                if not cancelled.is_set():
+                    from . import standby
 
-                standby.ensure(settings)
+                    standby.ensure(settings)
             finally:
                 recorded.set()
             if warm_display:
@@ -148,14 +164,46 @@ class BoardMagics(Magics):
                         from . import widget  # noqa: F401
 
         threading.Thread(target=work, name="nbboard-standby", daemon=True).start()
-        self._standby = (hurry, recorded)
+        self._standby = (hurry, recorded, cancelled)
 
     def _hurry_standby(self) -> None:
         """A launch is coming: let a pending standby be recorded first, so that the launch can wait for it."""
         if self._standby is not None:
-            hurry, recorded = self._standby
+            hurry, recorded, _ = self._standby
             hurry.set()
             recorded.wait(timeout=5)  # an optimisation: never hold a start up for long
+            self._standby = None
+
+    def _refill_after_shown(self) -> None:
+        """The browser has loaded a board made from the standby: prepare the next one once its charts are drawn."""
+        if self._standby is None:
+            return
+        import threading
+
+        hurry = self._standby[0]
+
+        def when_calm() -> None:
+            import time
+
+            import psutil
+
+            if hurry.wait(REFILL_AFTER_SHOWN):
+                return  # a launch already hurried it
+            deadline = time.monotonic() + REFILL_QUIET_WAIT
+            while time.monotonic() < deadline and not hurry.is_set():
+                if psutil.cpu_percent(interval=0.5) < REFILL_QUIET_CPU:
+                    break
+            hurry.set()
+
+        threading.Thread(target=when_calm, name="nbboard-refill", daemon=True).start()
+
+    def _cancel_standby(self) -> None:
+        """Drop a standby still waiting to be prepared (``%board kill``): none may start after the kill."""
+        if self._standby is not None:
+            hurry, recorded, cancelled = self._standby
+            cancelled.set()
+            hurry.set()
+            recorded.wait(timeout=5)  # one already being spawned is recorded first, so that the kill finds it
             self._standby = None
 
     def _redisplay(self, cmd: Any) -> None:
@@ -247,6 +295,11 @@ class BoardMagics(Magics):
             if board is not None:
                 board.show(instance)
                 self._remember(instance, board)
+        if instance.record.from_standby and not instance.reused:
+            # The standby became this board: have the next one ready for the next board (a new cell, a new logdir).
+            self.prepare_standby(delay=REFILL_LATEST)
+            if board is not None and board.widget is not None:
+                board.widget.actions["shown"] = self._refill_after_shown
         if board is None and not cmd.display:
             from . import fmt
 

@@ -254,6 +254,10 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
     if idle_seconds:
         watchdog = idle.Watchdog(idle_seconds, idle.stop_this_board)
         MIDDLEWARES.append(watchdog.middleware)  # its clock starts once TensorBoard builds its app
+    from . import sharedcode
+
+    if sharedcode.enabled():
+        MIDDLEWARES.append(sharedcode.middleware)  # one code origin for every board (issue 18)
     tensorboard = tensorboard if tensorboard is not None else prepare()
     sys.argv = ["tensorboard", *args]
     code: Any = 0

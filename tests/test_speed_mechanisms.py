@@ -354,6 +354,57 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
         kernel.shutdown()
 
 
+def test_the_standby_is_refilled_once_a_board_took_it(isolated: Path, demo_logs: Path, tmp_path: Path) -> None:
+    """Issue 18: a second, new board in the next cell starts from a standby too, not cold. The board that took
+    the standby is left alone (it is the one the browser is loading); the next standby is a new process, at
+    most one at a time, and becomes the second board."""
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.text("%load_ext nbboard")
+        _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
+        first = _standbys()[0]
+        state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
+        assert state["status"] == "running" and state["pid"] == first.pid
+        # What board.js sends once the browser has loaded TensorBoard in the board's frame.
+        kernel.text(
+            "m = get_ipython().magics_manager.registry['BoardMagics']\n"
+            f"m._boards[{first.pid}].widget._on_front_end_msg(None, {{'type': 'shown'}}, [])"
+        )
+        _wait(
+            lambda: [s.pid for s in _standbys() if s.state == "ready" and s.pid != first.pid] != [],
+            what="a new standby after the first board took the last one",
+        )
+        (refill,) = _standbys()  # one standby, not one per board
+        assert refill.pid != first.pid and psutil.Process(first.pid).is_running()
+        other = tmp_path / "other"
+        other.mkdir()
+        state = widget_state(kernel.run(f"%board --logdir {other}"))
+        assert state["status"] == "running" and state["pid"] == refill.pid
+        (second,) = [i for i in nbboard.list() if i.pid == refill.pid]
+        assert second.record.from_standby and [p.pid for p in tensorboards_serving(other)] == [refill.pid]
+        assert [p.pid for p in tensorboards_serving(demo_logs)] == [first.pid]  # the first board is untouched
+        kernel.text("%board kill")
+        assert _standbys() == []
+    finally:
+        kernel.shutdown()
+
+
+def test_reusing_a_board_leaves_the_standby_alone(isolated: Path, demo_logs: Path, tmp_path: Path) -> None:
+    """Re-running a board cell reuses the board: the waiting standby is neither taken nor replaced."""
+    inst = nbboard.start(str(demo_logs), config=BoardConfig(standby=False))
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.text("%load_ext nbboard")
+        _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
+        waiting = _standbys()[0]
+        state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
+        assert state["pid"] == inst.pid
+        time.sleep(3)  # longer than the refill's delay: nothing may change
+        assert [(s.pid, s.state) for s in _standbys()] == [(waiting.pid, "ready")]
+    finally:
+        kernel.shutdown()
+
+
 def test_a_board_right_after_load_ext_is_the_standby(isolated: Path, demo_logs: Path, tmp_path: Path) -> None:
     """ "Run all": the standby %load_ext prepares is hurried and waited for, not raced by a second TensorBoard."""
     kernel = Kernel(tmp_path)
