@@ -24,6 +24,16 @@ from ..errors import RegistryError, shown
 from .home import SUBDIRS, boards_dir
 from .records import MAX_RECORD_BYTES
 
+__all__ = [
+    "TEMP_NAME",
+    "TempFile",
+    "check_writable",
+    "read_trusted_json",
+    "remove_temp_file",
+    "temp_files",
+    "write_private",
+]
+
 
 def write_private(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``, mode 0600.

@@ -14,6 +14,8 @@ from pathlib import Path
 from .. import config
 from ..errors import RegistryError, shown
 
+__all__ = ["SUBDIRS", "boards_dir", "ensure_home", "locks_dir", "logs_dir", "private_tmp_dir"]
+
 #: The registry directory's subdirectories; each is made private like the directory itself.
 SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "tmp")
 

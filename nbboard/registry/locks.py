@@ -13,6 +13,8 @@ from typing import Any
 from ..errors import RegistryError, shown
 from .home import locks_dir
 
+__all__ = ["LOCK_NAME", "lock", "remove_idle_locks"]
+
 #: Start locks (one per logdir key) and the standby's; both are removed when nobody holds them.
 LOCK_NAME = re.compile(r"^([0-9a-f]{24}|standby)\.lock$")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from ..errors import RegistryError
 from .home import logs_dir
 
+__all__ = ["LOG_NAME", "new_log_path", "output_tail", "remove_log_file"]
+
 #: Names nbboard gives its log files; nothing else in logs/ is ever deleted.
 LOG_NAME = re.compile(r"^(tb|tunnel)-[0-9a-f]{12}\.log$")
 

@@ -13,6 +13,20 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "SCHEMA",
+    "SOURCE_NBBOARD",
+    "SOURCE_TENSORBOARD",
+    "BoardRecord",
+    "EndedRecord",
+    "Skipped",
+    "StandbyRecord",
+    "TunnelRecord",
+    "decode",
+    "encode",
+]
+
 #: Bumped when a record's meaning changes incompatibly.
 SCHEMA = 1
 #: Records are small; anything bigger is not one of ours.

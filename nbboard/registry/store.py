@@ -25,20 +25,39 @@ from typing import Generic
 
 from .. import config
 from ..errors import RegistryError
+from . import records
 from .atomic import read_trusted_json, write_private
 from .home import ensure_home
-from .records import (
-    SOURCE_TENSORBOARD,
-    BoardRecord,
-    EndedRecord,
-    R,
-    Skipped,
-    StandbyRecord,
-    TunnelRecord,
-    decode,
-    encode,
-)
+from .records import BoardRecord, EndedRecord, R, Skipped, StandbyRecord, TunnelRecord, decode, encode
 from .tensorboard import is_info_file
+
+__all__ = [
+    "BOARDS",
+    "ENDED",
+    "ENDED_KEPT",
+    "RECORD_NAME",
+    "SECRET_NAME",
+    "STANDBY_KEY_NAME",
+    "STANDBYS",
+    "TUNNELS",
+    "Store",
+    "read_all",
+    "read_board",
+    "read_ended",
+    "read_standbys",
+    "read_tunnels",
+    "record_path",
+    "remove",
+    "remove_ended",
+    "remove_standby",
+    "remove_tunnel",
+    "standby_path",
+    "tunnel_path",
+    "write",
+    "write_ended",
+    "write_standby",
+    "write_tunnel",
+]
 
 #: Names nbboard gives the files it writes; it only ever deletes files named so.
 RECORD_NAME = re.compile(r"^pid-([0-9]+)\.json$")
@@ -146,7 +165,7 @@ def remove(record: BoardRecord | TunnelRecord) -> bool:
     """
     if isinstance(record, TunnelRecord):
         return TUNNELS.remove(record)
-    if record.source == SOURCE_TENSORBOARD:
+    if record.source == records.SOURCE_TENSORBOARD:
         if not record.path or not is_info_file(Path(record.path)):
             return False
         try:

@@ -17,6 +17,8 @@ from typing import Any
 from .atomic import read_trusted_json
 from .records import SOURCE_TENSORBOARD, BoardRecord, Skipped, check_ranges, coerce
 
+__all__ = ["TENSORBOARD_INFO_NAME", "read_tensorboard_registry", "tensorboard_info_dir"]
+
 
 def tensorboard_info_dir() -> Path:
     """``<tempdir>/.tensorboard-info``, as ``tensorboard.manager`` computes it."""
