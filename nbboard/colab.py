@@ -31,7 +31,9 @@ from .links import http_link
 #: The name under which the kernel answers the output's buttons (``invokeFunction(CALLBACK, [view, action])``).
 CALLBACK = "nbboard.board"
 
-_views: dict[str, ColabView] = {}  # view id -> view, for the callback
+#: How many outputs with live buttons the kernel answers for; older ones ask for their cell to run again.
+KEEP_VIEWS = 64
+_views: dict[str, ColabView] = {}  # view id -> view whose buttons can still act, oldest first (see _forget_old)
 _registered = False
 
 
@@ -66,6 +68,7 @@ class ColabView(traitlets.HasTraits):
         self._sent: tuple[object, ...] = ()
         self.observe(self._changed)
         _views[self.view_id] = self
+        _forget_old()
         self.callback = CALLBACK if _register_callback() else ""
 
     def display(self) -> None:
@@ -98,6 +101,8 @@ class ColabView(traitlets.HasTraits):
 
     def _changed(self, _change: Any) -> None:
         self._refresh()
+        if self.status not in ("starting", "running"):
+            _views.pop(self.view_id, None)  # ended: its output's buttons no longer reach the kernel
 
     def _refresh(self) -> None:
         if self._held or self.handle is None:
@@ -254,6 +259,17 @@ def _front_end() -> str:
 
 
 # -- the kernel's side of the output's buttons
+
+
+def _forget_old() -> None:
+    """Keep the callback's table bounded: a board that ended (stopped, failed, stale) has no button that
+    reaches the kernel any more, and of the rest only the newest :data:`KEEP_VIEWS` outputs are kept (each
+    keeps its board's callbacks alive; re-running a cell in a long session would otherwise pile them up)."""
+    for view_id, view in list(_views.items()):
+        if view.status not in ("starting", "running"):
+            del _views[view_id]
+    for view_id in list(_views)[: max(0, len(_views) - KEEP_VIEWS)]:
+        del _views[view_id]
 
 
 def _register_callback() -> bool:
