@@ -400,7 +400,9 @@ def test_the_colab_front_end_ships_inside_the_package() -> None:
     """From a wheel (tests/matrix.py sets NBBOARD_MATRIX_CHECKOUT) the script must come from nbboard/static."""
     import os
 
-    path = colab._static("colab_board.js")
+    from nbboard import frontend
+
+    path = frontend.static("colab_board.js")
     assert "google.colab.kernel" in path.read_text(encoding="utf-8")
     if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
         assert path == Path(colab.__file__).resolve().parent / "static" / "colab_board.js"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nbboard import embed
+from nbboard import embed, hosts
 from tests.browser import StaticSite, board_state_from_kernel, chromium_allowing_third_party_storage, harness_page
 
 MAP = "--host-resolver-rules=MAP %s 127.0.0.1"
@@ -48,7 +48,11 @@ def test_vscode_webview_shows_the_board_through_the_forwarded_port(
     port = state["port"]
     pages = {
         "hinted": harness_page(site.root, "vscode.html", state),
-        "unhinted": harness_page(site.root, "vscode-nohint.html", {**state, "host_app": ""}),
+        "unhinted": harness_page(
+            site.root,
+            "vscode-nohint.html",
+            {**state, "host_app": "", "routes": hosts.by_name("notebook").routes_for({})},
+        ),
     }
     with chromium_allowing_third_party_storage(tmp_path, (MAP % "vscode-webview.test",)) as context:
         page = context.new_page()

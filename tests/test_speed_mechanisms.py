@@ -367,8 +367,8 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
             "import nbboard\n"
             f"m = get_ipython().magics_manager.registry['BoardMagics']\n"
             f"b = m._boards[{first.pid}]\n"
-            "b.widget._on_front_end_msg(b.widget, {'type': 'stop'}, [])\n"
-            "print(b.widget.status)"
+            "b.view._on_front_end_msg(b.view, {'type': 'stop'}, [])\n"
+            "print(b.view.status)"
         )
         assert out.strip() == "stopped" and tensorboards_serving(demo_logs) == []
         _wait(lambda: bool(_standbys()), what="a new standby after the Stop button")
@@ -401,7 +401,7 @@ def test_the_standby_is_refilled_once_a_board_took_it(isolated: Path, demo_logs:
         # What board.js sends once the browser has loaded TensorBoard in the board's frame.
         kernel.text(
             "m = get_ipython().magics_manager.registry['BoardMagics']\n"
-            f"m._boards[{first.pid}].widget._on_front_end_msg(None, {{'type': 'shown'}}, [])"
+            f"m._boards[{first.pid}].view._on_front_end_msg(None, {{'type': 'shown'}}, [])"
         )
         _wait(
             lambda: [s.pid for s in _standbys() if s.state == "ready" and s.pid != first.pid] != [],
