@@ -33,9 +33,9 @@ CALLBACK = "nbboard.board"
 
 #: How many outputs with live buttons the kernel answers for; older ones ask for their cell to run again.
 KEEP_VIEWS = 64
-#: The state the output shows (and its script draws from); a change of anything else updates nothing.
-DRAWN = ("status", "port", "pid", "logdir", "path_prefix", "height", "started_at", "error", "note",
-         "kernel_user", "kernel_host")  # fmt: skip
+#: The state the output shows (and its script draws from): all of BoardState but what Colab never draws (the
+#: secret link, and the hints for browsers that cannot reach a port: Colab's proxy reaches every port).
+DRAWN = tuple(sorted(set(BoardState.class_trait_names()) - {"tunnel_url", "host_app", "remote_hint"}))
 _views: dict[str, ColabView] = {}  # view id -> view whose buttons can still act, oldest first (see _forget_old)
 _registered = False
 
