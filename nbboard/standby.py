@@ -350,6 +350,7 @@ def run(args: Sequence[str]) -> int:
     assert door.job is not None and door.conn is not None
     _await_confirmation(door.conn)
     _become(door.job)
+    os.environ[serve.STATUS_VAR] = registry.status_id(mine.log_path)  # this log is the board's: so is its status
     return serve.run_tensorboard(door.job["args"], program)
 
 
