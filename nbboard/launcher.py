@@ -273,6 +273,9 @@ def _wait_ready(exited: Any, record: BoardRecord, timeout: float) -> LaunchResul
         gone, code = exited(record)
         if gone:
             tail = registry.output_tail(record.log_path)
+            status = _status(record)
+            if status is not None and status.exit_reason and status.exit_reason not in tail:
+                tail += f"\n{status.exit_reason}"  # what it said before its last lines, e.g. a flood of warnings
             registry.remove(record)
             registry.remove_status(registry.status_id(record.log_path))  # the log stays, for the user to read
             return Failed(code, tail, record.log_path)

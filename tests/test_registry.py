@@ -280,3 +280,18 @@ def test_the_board_reports_through_a_private_status_file_and_it_goes_with_its_lo
     assert registry.read_status(sid, inst.pid + 1) is None  # another pid's word is not this board's
     assert nbboard_cli("kill").returncode == 0
     assert not path.exists() and not Path(inst.log_path).exists()
+
+
+def test_a_board_whose_starter_died_is_found_however_much_it_printed_since(isolated: Path, demo_logs: Path) -> None:
+    """The port of a board whose starter was killed before it read it comes from the board's status file, not
+    from its log: 20 KiB of output after the serving line (appended here as TensorBoard's or its data server's
+    warnings would be) once hid the port, so that `list` showed port 0 and the next start replaced a working
+    board."""
+    inst = nbboard.start(str(demo_logs))
+    registry.write(dataclasses.replace(inst.record, port=0, version="", state="starting"))
+    with open(inst.log_path, "a") as log:
+        log.write("W1202 warning: a run with an unreadable event file\n" * 400)
+    assert [(i.pid, i.port, i.status) for i in nbboard.api.scan().instances] == [(inst.pid, inst.port, "running")]
+    again = nbboard.start(str(demo_logs))
+    assert (again.pid, again.port, again.reused) == (inst.pid, inst.port, True)
+    assert len(tensorboards_serving(demo_logs)) == 1
