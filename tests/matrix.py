@@ -79,7 +79,11 @@ LEGS = [
     Leg("colab-fallback", "3.12", base=COLAB / "pip-freeze-3.12.txt"),  # its fallback runtime; Kaggle's is built on it
     Leg("newest", "3.13"),  # a fresh venv: pip picks the newest release of everything
     # tensorboard 2.12 predates NumPy 2 (it uses np.string_) without saying so; its users have NumPy 1.
-    Leg("oldest", "3.10", floors=True, era=["numpy<2"]),
+    # ipykernel 7.3.0, the last for Python 3.10, loses a shell reply now and then (a raw send on the shell
+    # socket from its channel thread; fixed in 7.4.0, ipython/ipykernel#1529, which needs 3.11): a cell then
+    # never finishes, whatever it ran (CI saw `%load_ext nbboard` hang once, ENOTSOCK in the kernel's log).
+    # IPython 7.34's users run ipykernel 6 (Colab: 6.17.1), so the floors leg does too.
+    Leg("oldest", "3.10", floors=True, era=["numpy<2", "ipykernel<7"]),
 ]
 
 
