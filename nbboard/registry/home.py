@@ -7,6 +7,7 @@ the very directory that was checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -46,14 +47,18 @@ def ensure_home() -> Path:
 def existing_dir(name: str) -> Path | None:
     """The registry's subdirectory ``name`` to read from, or None if it does not exist (yet).
 
-    The checks of :func:`ensure_home` apply (RegistryError for a link, a file,
-    another user's directory), but nothing is created or tightened: readers
-    such as ``list`` change nothing on disk.
+    The checks of :func:`ensure_home` apply to the directory and every
+    subdirectory there is (RegistryError for a link, a file, another user's
+    directory), but nothing is created or tightened: readers such as ``list``
+    change nothing on disk.
     """
     root = config.home()
     try:
-        for path in (root, root / name):
-            _checked(path, root)
+        _checked(root, root)
+        for sub in SUBDIRS:
+            with contextlib.suppress(FileNotFoundError):
+                _checked(root / sub, root)
+        _checked(root / name, root)
     except FileNotFoundError:
         return None
     except OSError as e:
