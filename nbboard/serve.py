@@ -244,10 +244,12 @@ def _make_server(wsgi_app: WSGIApp, flags: Any) -> Any:
         outcome = nodelay.Outcome(False, f"{type(e).__name__}: {e}")
     print(outcome.line(), flush=True)
     server = program.create_port_scanning_werkzeug_server(wrap(wsgi_app), flags)
-    from tensorboard import version
-
     # The server is bound and listening: its port is final, and what the launcher probes next.
-    report(port=int(server.server_port), version=version.VERSION, nodelay=outcome.applied, nodelay_note=outcome.detail)
+    with contextlib.suppress(Exception):  # like the optimisation, the report never stops the board
+        from tensorboard import version
+
+        port = int(server.server_port)
+        report(port=port, version=version.VERSION, nodelay=outcome.applied, nodelay_note=outcome.detail)
     return server
 
 
