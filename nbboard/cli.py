@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_parser
+from . import cli_parser, options
 from .cli_parser import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, split_extra
 from .errors import NbboardError, UsageError
 
@@ -100,14 +100,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     target = logdirs.resolve(logdir, args.logdir_spec)
     extra = logdirs.normalise_extra(args.extra)  # every usage error before the survey's note
     _survey_note(target)
-    inst = api.start(
-        target,
-        port=args.port,
-        extra_args=extra,
-        timeout=args.timeout,
-        restart=args.restart,
-        idle_timeout=args.idle_timeout,
-    )
+    inst = api.start(target, extra_args=extra, **options.start_arguments(args))
     _print_started(inst, args.json)
     return EXIT_OK
 
@@ -187,14 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(wrote, flush=True)
     if args.no_start:
         return EXIT_OK
-    inst = api.start(
-        str(root),
-        port=args.port,
-        extra_args=args.extra,
-        timeout=args.timeout,
-        restart=args.restart,
-        idle_timeout=args.idle_timeout,
-    )
+    inst = api.start(str(root), extra_args=args.extra, **options.start_arguments(args))
     if args.json:
         print(json.dumps(fmt.instance_json(inst)))
         return EXIT_OK

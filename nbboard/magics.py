@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from . import config
+from . import config, options
 from .tunnels import providers
 
 if TYPE_CHECKING:
@@ -265,13 +265,10 @@ class BoardMagics(Magics):
         pending = pool.submit(
             api.start,
             target,
-            port=cmd.port,
             extra_args=extra,
-            timeout=cmd.timeout,
-            restart=cmd.restart,
-            idle_timeout=cmd.idle_timeout,
             config=self.board_config(),
             standby_hook=self._hurry_standby,
+            **options.start_arguments(cmd),
         )
         pool.shutdown(wait=False)
         # A reuse answers in a few ms. On Colab, where every update re-renders the whole output, a reuse slowed

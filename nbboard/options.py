@@ -56,3 +56,13 @@ def add_start_options(parser: argparse.ArgumentParser, convert: Convert = None, 
         metavar="T",
         help="stop the board after T without a request, e.g. 2h or 30m (default: never)",
     )
+
+
+#: The start options :func:`nbboard.api.start` takes by the same name.
+START_ARGUMENTS = ("port", "timeout", "restart", "idle_timeout")
+
+
+def start_arguments(parsed: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`nbboard.api.start` that these options give, from either front end's
+    parsed values (so a new start option is passed on in one place)."""
+    return {name: getattr(parsed, name) for name in START_ARGUMENTS}
