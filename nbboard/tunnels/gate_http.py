@@ -189,6 +189,11 @@ class Visitor:
             self.feed(received)
 
     def feed(self, data: bytes) -> None:
+        if self.request is None and not self._raw:
+            while data.startswith(b"\r\n"):  # RFC 9112 2.2: empty lines before a request line are ignored
+                data = data[2:]  # (h11 refuses them; the gate accepted them before it used h11)
+            if not data:
+                return
         self.conn.receive_data(data)
         if self.request is None or self.request.chunked:
             self._raw += data
