@@ -461,7 +461,7 @@ def bench_gate(logdir: Path, reps: int) -> None:
     kill_everything()
     baseline = (
         [
-            f"| through the baseline gate (`{baseline_dir}`, same run, interleaved) | {pct(b_lat, 0.5):.2f} ms "
+            f"| through the gate of `{Path(baseline_dir).name}` (same run, interleaved) | {pct(b_lat, 0.5):.2f} ms "
             f"| {pct(b_lat, 0.99):.2f} ms | {statistics.median(b_tp):.0f} req/s |"
         ]
         if base_proc

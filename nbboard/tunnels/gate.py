@@ -296,12 +296,16 @@ class Gate:
         self, visitor: Visitor, up: h11.Connection, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         continued: bool,
     ) -> bool:  # fmt: skip
-        """Copy TensorBoard's answer (interim 1xx ones first) to the visitor, framed anew by h11."""
+        """Copy TensorBoard's answer (interim 1xx ones first) to the visitor, framed anew by h11.
+
+        What is ready goes out in one write, flushed whenever TensorBoard's next bytes have to be waited for:
+        one send for a whole small answer (the hand-written relay sent its head and body apart)."""
         req = visitor.request
         assert req is not None
+        unsent: list[bytes] = []
         while True:
             try:
-                event = await _upstream_event(up, up_reader, UPSTREAM_TIMEOUT)
+                event = await _upstream_event(up, up_reader, UPSTREAM_TIMEOUT, writer, unsent)
             except UpstreamError as e:
                 await _respond(writer, 502, f"TensorBoard {e}\n", close=True)
                 return False
@@ -317,19 +321,21 @@ class Gate:
                     headers=end_to_end(decoded(event.headers.raw_items())),
                     reason=event.reason,
                 )
-                writer.writelines(visitor.send(interim))
+                unsent += visitor.send(interim)
         assert isinstance(event, h11.Response)
         headers = decoded(event.headers.raw_items())
         out = end_to_end(headers)
         length = next((v for k, v in headers if k.lower() == "content-length"), None)
         if length is not None and all(k.lower() != "transfer-encoding" for k, _ in headers):
             out.append(("Content-Length", length))  # else h11 frames it: chunked, or until close for HTTP/1.0
-        writer.writelines(visitor.send(h11.Response(status_code=event.status_code, headers=out, reason=event.reason)))
-        while not isinstance(event := await _upstream_event(up, up_reader, BODY_TIMEOUT), h11.EndOfMessage):
+        unsent += visitor.send(h11.Response(status_code=event.status_code, headers=out, reason=event.reason))
+        while not isinstance(
+            event := await _upstream_event(up, up_reader, BODY_TIMEOUT, writer, unsent), h11.EndOfMessage
+        ):
             assert isinstance(event, h11.Data)
-            writer.writelines(visitor.send(event))
-            await _pace(writer)
-        writer.writelines(visitor.send(h11.EndOfMessage()))
+            unsent += visitor.send(event)
+        unsent += visitor.send(h11.EndOfMessage())
+        writer.writelines(unsent)
         await asyncio.wait_for(writer.drain(), BODY_TIMEOUT)
         return visitor.keep_open
 
@@ -357,8 +363,15 @@ async def _body(reader: asyncio.StreamReader, visitor: Visitor):  # type: ignore
             yield event.data
 
 
-async def _upstream_event(up: h11.Connection, up_reader: asyncio.StreamReader, timeout: float) -> h11.Event:
-    """TensorBoard's next event; UpstreamError (a sentence for the visitor) if it broke off or is not HTTP."""
+async def _upstream_event(
+    up: h11.Connection,
+    up_reader: asyncio.StreamReader,
+    timeout: float,
+    writer: asyncio.StreamWriter,
+    unsent: list[bytes],
+) -> h11.Event:
+    """TensorBoard's next event; UpstreamError (a sentence for the visitor) if it broke off or is not HTTP.
+    Before waiting for TensorBoard, what is ``unsent`` is written to the visitor."""
     while True:
         try:
             event = up.next_event()
@@ -368,6 +381,10 @@ async def _upstream_event(up: h11.Connection, up_reader: asyncio.StreamReader, t
             if isinstance(event, h11.ConnectionClosed):
                 raise UpstreamError("broke off its answer")
             return event  # type: ignore[return-value]
+        if unsent:
+            writer.writelines(unsent)
+            unsent.clear()
+            await _pace(writer)
         try:
             data = await asyncio.wait_for(up_reader.read(CHUNK), timeout)
         except ConnectionError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import h11
 
@@ -43,7 +44,8 @@ MAX_BODY = 32 * 1024 * 1024
 
 _METHOD = re.compile(r"[A-Z]{1,20}")
 _TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, visible ASCII only: no space, tab, CR, LF or NUL
-_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")  # h11 lets other control characters (\x01, \x7f, ...) through
+#: The bytes a header value may hold; h11 lets other control characters (\x01, \x7f, ...) through.
+_VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _DIGITS = re.compile(rb"[0-9]{1,15}")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([^\r]*?)[ \t]*(?=\r\n)", re.IGNORECASE)
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:;[^\r\n]*)?")  # h11 also allows whitespace before the CRLF
@@ -91,12 +93,16 @@ class Request:
     version: str
     headers: list[tuple[str, str]]
 
-    def header(self, name: str) -> str | None:
-        name = name.lower()
+    @cached_property
+    def _first(self) -> dict[str, str]:
+        first: dict[str, str] = {}
         for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
+            first.setdefault(k.lower(), v)
+        return first
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (the gate's rules leave one where it matters)."""
+        return self._first.get(name.lower())
 
     @property
     def chunked(self) -> bool:
@@ -145,10 +151,11 @@ def _checked(event: h11.Request, head: bytes) -> Request:
     raw = event.headers.raw_items()
     if len(raw) > MAX_HEADERS:
         raise BadRequest(431, "too many header lines")
-    if not all(_VALUE.fullmatch(v) for _, v in raw):
+    if b"".join(v for _, v in raw).translate(None, _VALUE_BYTES):  # what is left is not allowed
         raise BadRequest(400, "control character in a header value")
     names = [k.lower() for k, _ in raw]
-    lengths = _CONTENT_LENGTH.findall(head)  # h11 merges repeated and comma-listed lengths into one
+    # h11 merges repeated and comma-listed lengths into one: count them in the head as it arrived.
+    lengths = _CONTENT_LENGTH.findall(head) if b"content-length" in names else []
     if len(lengths) > 1 or (lengths and b"transfer-encoding" in names):
         raise BadRequest(400, "ambiguous message length")  # request smuggling
     if lengths and not _DIGITS.fullmatch(lengths[0]):
