@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 import nbboard
 from tests.browser import ForwardingProxy, JupyterServer, StaticSite, board_state_from_kernel, chromium, harness_page
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_until
 
 BOARD_CELL = "%board --logdir nbboard-demo/logs --height 600"
 
@@ -242,10 +241,8 @@ def test_public_link_in_jupyterlab_with_widget_state_saved(
             assert popup.url.startswith(url.split("?", 1)[0])
             page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
             saved = work / "demo.ipynb"
-            deadline = time.monotonic() + 30
-            while not (states := _saved_board_states(saved)) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert states and states[-1]["status"] == "running"  # the board's widget state was saved...
+            states = wait_until(lambda: _saved_board_states(saved), "the saved notebook's board state", 30, 0.2)
+            assert states[-1]["status"] == "running"  # the board's widget state was saved...
             assert secret not in saved.read_text()  # ...without the secret, and no output carries it
     finally:
         nbboard.kill()

@@ -210,7 +210,7 @@ def test_addresses_that_make_no_sense_are_refused(liar: Liar, demo_logs: Path, n
 def test_a_public_server_may_not_aim_the_tunnel_at_local_addresses() -> None:
     """A public server cannot run here, so the rule is checked on its own: a server may name an address no
     more local than its own. The end-to-end path is the one the loopback tests above take."""
-    from nbboard.tunnels.localtunnel import remote_allowed
+    from nbboard.tunnels.localtunnel_assign import remote_allowed
 
     public, private, loopback = (ipaddress.ip_address(a) for a in ("93.184.216.34", "10.1.2.3", "127.0.0.1"))
     table = {

@@ -194,3 +194,17 @@ def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | 
 def left(deadline: float) -> float:
     """Seconds until ``deadline`` (monotonic), never negative."""
     return max(0.0, deadline - time.monotonic())
+
+
+def network_cause(text: str) -> str:
+    """A network error, as a program printed it, in words a user can act on."""
+    low = text.lower()
+    if "no such host" in low or "name resolution" in low or "failed to resolve" in low or "getaddrinfo" in low:
+        return "its name does not resolve (DNS lookup failed)"
+    if "refused" in low:
+        return "the connection was refused"
+    if "timeout" in low or "timed out" in low:
+        return "no answer in time (a firewall may be dropping the traffic)"
+    if "unreachable" in low:
+        return "the network is unreachable"
+    return text.strip()[:200]
