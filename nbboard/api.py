@@ -140,21 +140,21 @@ def start(
             janitor.stop_and_forget(c.instance, c.proc)
             if c.proc is not None and restart:
                 stopped.append(c.instance)
-        result = launcher.launch(
-            command,
-            target.args,
-            target.display,
-            extra,
-            port=port,
+        spec = launcher.LaunchSpec(
+            command=tuple(command),
+            logdir_args=tuple(target.args),
+            logdir_display=target.display,
+            extra=tuple(extra),
             cache_key=key,
             timeout=seconds,
             bind_host=cfg.bind_host,
+            port=port,
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
             standby=standby.enabled(cfg),
-            standby_hook=standby_hook,
             idle_timeout=idle_seconds,
         )
+        result = launcher.launch(spec, standby_hook)
     try:
         return _launch_outcome(result, port)
     except NbboardError as e:
@@ -246,16 +246,19 @@ def scan() -> Scan:
     """Check every record of both registries; changes nothing.
 
     Stale records stay listed (marked "stale", with the reason) until
-    :func:`collect_garbage` runs, which ``start`` and ``kill`` do.
+    :func:`collect_garbage` runs, which ``start`` and ``kill`` do. A board
+    whose starter died before it read the port is listed with the port the
+    board told (:func:`launcher.learned`); only a start or a kill records it.
     """
-    checked, _, skipped = _check_all()
+    checked, _, skipped = _check_all(record_learned=False)
     ended, ended_skipped = registry.read_ended()
     return Scan(tuple(c.instance for c in checked), skipped + tuple(ended_skipped), tuple(ended), standby.running())
 
 
-def _check_all() -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
+def _check_all(record_learned: bool = True) -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
     """Every record checked, oldest first, with live tunnels attached; the tunnel records
-    left over (their helper or board is gone); and the registry files skipped."""
+    left over (their helper or board is gone); and the registry files skipped. What a starting
+    board told since its starter died is recorded only if ``record_learned``."""
     records, skipped = registry.read_all()
     tb_records, tb_skipped = registry.read_tensorboard_registry()
     tunnels, tunnel_skipped = registry.read_tunnels()
@@ -263,7 +266,7 @@ def _check_all() -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped
     checked: list[_Checked] = []
     for record in records + [r for r in tb_records if r.pid not in ours]:
         if record.state == "starting" and record.source == SOURCE_NBBOARD:
-            record = launcher.learn_port(record)
+            record = launcher.learn_port(record) if record_learned else launcher.learned(record)
         inst, proc = liveness.check(record)
         tunnel = tunnels.pop(inst.pid, None)
         if tunnel is not None and proc is not None and tunnel_lifecycle.helper_process(tunnel) is not None:

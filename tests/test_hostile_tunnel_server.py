@@ -169,7 +169,7 @@ def test_only_a_plain_http_url_is_accepted_as_the_public_link(liar: Liar, demo_l
 
 def test_front_ends_follow_only_http_links() -> None:
     """The last line of defence, in the kernel and in the browser code: the widget's answer to Public link,
-    Colab's answer, and the ``httpLink`` check board.js applies before following what the kernel sent."""
+    Colab's answer, and the ``httpLink`` check both views (js/view.js) apply before following what the kernel sent."""
     from nbboard.widget import BoardWidget
 
     widget = BoardWidget()
@@ -186,7 +186,7 @@ def test_front_ends_follow_only_http_links() -> None:
     view.tunnel_url = "javascript:alert(1)"
     assert "not an http(s) URL" in colab.answer(view.view_id, "tunnel_url")["error"]
     script = (
-        f"import {{ httpLink }} from {json.dumps((ROOT / 'js' / 'board.js').as_uri())};"
+        f"import {{ httpLink }} from {json.dumps((ROOT / 'js' / 'view.js').as_uri())};"
         "const urls = ['javascript:alert(1)', ' JavaScript:alert(1)', 'data:text/html,x', 'vbscript:x', '',"
         " null, 'https://abc.loca.lt/?nbboard_token=x', 'http://abc.lt.test:8080/'];"
         "console.log(JSON.stringify(urls.map(httpLink)));"

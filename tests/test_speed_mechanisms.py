@@ -198,7 +198,7 @@ def stamp(app):
             return start_response(status, headers + [("X-Seen-By", "test-middleware")], *rest)
         return app(environ, start)
     return wrapped
-s.MIDDLEWARES.append(stamp)
+s.MIDDLEWARES = (*s.MIDDLEWARES, stamp)
 """
 
 
@@ -210,6 +210,39 @@ def test_middlewares_wrap_the_real_board(
     inst = nbboard.start(str(demo_logs))
     for path in ("data/runs", "data/plugin/scalars/scalars?run=train&tag=loss", "index.html"):
         assert requests.get(inst.url + path, timeout=10).headers.get("X-Seen-By") == "test-middleware"
+
+
+def test_each_run_wraps_the_app_in_its_own_middlewares_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, item 9: a run's wrappers (here the idle watchdog) belong to that run. Before, every
+    ``run_tensorboard`` in a process appended to the module's list, so a second run served each request
+    through two watchdogs (and both clocks). TensorBoard's main is stood in for by a program that records the
+    server factory it would call: a real TensorBoard cannot run twice in one process."""
+    from nbboard import idle
+
+    class Program:
+        server_class = staticmethod(serve._make_server)  # as prepare() leaves it
+        factories: list = []
+
+        def configure(self, argv):  # type: ignore[no-untyped-def]
+            from absl import flags
+
+            flags.FLAGS.mark_as_parsed()  # as TensorBoard's own configure leaves absl
+            return argv
+
+        def main(self, _argv):  # type: ignore[no-untyped-def]
+            Program.factories.append(self.server_class)
+            return 0
+
+    monkeypatch.setattr(serve.sys, "argv", list(serve.sys.argv))
+    for _ in range(2):
+        assert serve.run_tensorboard([f"{idle.FLAG}=600", "--logdir", "x"], Program()) == 0
+    first, second = Program.factories
+    assert serve.MIDDLEWARES == ()
+    watchdogs = [[m for m in run.middlewares if isinstance(getattr(m, "__self__", None), idle.Watchdog)]
+                 for run in (first, second)]  # fmt: skip
+    assert first is not second and len(first.middlewares) == len(second.middlewares)
+    assert [len(w) for w in watchdogs] == [1, 1] and watchdogs[0][0].__self__ is not watchdogs[1][0].__self__
+    assert not first.started.is_set() and not second.started.is_set()
 
 
 def test_warmed_assets_are_exactly_tensorboards_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -334,8 +367,8 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
             "import nbboard\n"
             f"m = get_ipython().magics_manager.registry['BoardMagics']\n"
             f"b = m._boards[{first.pid}]\n"
-            "b.widget._on_front_end_msg(b.widget, {'type': 'stop'}, [])\n"
-            "print(b.widget.status)"
+            "b.view._on_front_end_msg(b.view, {'type': 'stop'}, [])\n"
+            "print(b.view.status)"
         )
         assert out.strip() == "stopped" and tensorboards_serving(demo_logs) == []
         wait_until(lambda: bool(_standbys()), what="a new standby after the Stop button")
@@ -368,7 +401,7 @@ def test_the_standby_is_refilled_once_a_board_took_it(isolated: Path, demo_logs:
         # What board.js sends once the browser has loaded TensorBoard in the board's frame.
         kernel.text(
             "m = get_ipython().magics_manager.registry['BoardMagics']\n"
-            f"m._boards[{first.pid}].widget._on_front_end_msg(None, {{'type': 'shown'}}, [])"
+            f"m._boards[{first.pid}].view._on_front_end_msg(None, {{'type': 'shown'}}, [])"
         )
         wait_until(
             lambda: [s.pid for s in _standbys() if s.state == "ready" and s.pid != first.pid] != [],

@@ -131,6 +131,49 @@ def test_ngrok_path_through_a_stand_in_agent(
     assert not agent_config.exists()
 
 
+def test_ngrok_token_never_lands_in_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, item 9: the helper hands the token to the agent it starts, as that agent's environment, without
+    writing it into ``os.environ`` from the worker thread that runs pyngrok (where, for as long as the agent took
+    to start, every other process the helper started would have inherited it). The agent and ngrok's cloud are
+    tests/stubs/fake_ngrok.py (they cannot run here); pyngrok driving it, in a worker thread, is real."""
+    import threading
+
+    from pyngrok import conf
+    from pyngrok import ngrok as pyngrok
+
+    from nbboard.tunnels import ngrok
+
+    token = "2fakeTokenNeverInOsEnviron_abcdefghijklmnop"
+    record = tmp_path / "agent.jsonl"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAKE_NGROK_RECORD", str(record))
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    written: list[str] = []
+
+    class Watched(dict):  # os.environ, noting every name written into it
+        def __setitem__(self, key: str, value: str) -> None:
+            written.append(key)
+            super().__setitem__(key, value)
+
+    monkeypatch.setattr(os, "environ", Watched(os.environ))
+    config_path = tmp_path / "agent.yml"
+    config_path.write_text(ngrok.AGENT_CONFIG)
+    cfg = conf.PyngrokConfig(
+        monitor_thread=False, log_event_callback=None, config_path=str(config_path), ngrok_path=str(FAKE_NGROK)
+    )
+    urls: list[str] = []
+    worker = threading.Thread(target=lambda: urls.append(ngrok._connect(cfg, 9, token)))
+    try:
+        worker.start()
+        worker.join(60)
+        assert urls and urls[0].startswith("http")
+    finally:
+        pyngrok.kill(cfg)
+    assert "NGROK_AUTHTOKEN" not in written and "NGROK_AUTHTOKEN" not in os.environ
+    starts = [c for c in map(json.loads, record.read_text().splitlines()) if "start" in c["argv"]]
+    assert starts and all(c["env_token"] for c in starts)  # the agent itself got it
+
+
 def test_children_never_get_the_ngrok_token(
     lt: LocaltunnelServer, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

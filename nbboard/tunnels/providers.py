@@ -24,7 +24,6 @@ the CLI's ``--authtoken``, which saves ngrok's token through its module.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -137,21 +136,11 @@ def choose(provider: str | None) -> tuple[str, str]:
     return chosen.NAME, ""
 
 
-def on_kaggle() -> bool:
-    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.environ.get("KAGGLE_URL_BASE"))
-
-
 def offline_hint() -> str:
-    """The fix to suggest when a provider cannot be reached: it depends on where we run."""
-    if on_kaggle():
-        return (
-            "this is Kaggle, whose notebooks start with Internet off: turn Internet on in the notebook's settings "
-            "(the Settings panel, Internet toggle; it needs a phone-verified account), then run this again"
-        )
-    return (
-        "this machine may be offline, or a firewall or missing DNS blocks it: check the network "
-        "(set HTTPS_PROXY if you must go through a proxy), or try another --provider"
-    )
+    """The fix to suggest when a provider cannot be reached: it depends on the host (:mod:`nbboard.hosts`)."""
+    from .. import hosts
+
+    return hosts.offline_hint()
 
 
 def unreachable(what: str, cause: str) -> TunnelError:
