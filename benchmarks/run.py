@@ -359,21 +359,37 @@ asyncio.run(main())
 """
 
 
+def _gate_process(port: int, secret: str, code_dir: str = "") -> tuple[subprocess.Popen, int]:
+    """A gate in its own process, as the tunnel helper runs it (the secret on stdin, never argv); ``code_dir``:
+    import nbboard from there instead (another checkout, to compare in the same run)."""
+    env = dict(os.environ, PYTHONPATH=code_dir) if code_dir else None
+    proc = subprocess.Popen(
+        [sys.executable, "-c", GATE_SCRIPT, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=code_dir or None,  # `python -c` puts the working directory first on sys.path
+    )
+    proc.stdin.write(secret + "\n")
+    proc.stdin.flush()
+    return proc, int(proc.stdout.readline())
+
+
 def bench_gate(logdir: Path, reps: int) -> None:
+    """Direct vs through the gate. ``NBBOARD_BENCH_GATE_BASELINE=<dir>``: also through the gate of the nbboard
+    package in <dir> (e.g. ``git archive main nbboard | tar -x -C <dir>``), interleaved in the same run."""
     from nbboard.tunnels.secrets import new_secret
 
     inst = nbboard.start(str(logdir))
     secret = new_secret()
-    # The gate in its own process, as the tunnel helper runs it (the secret on stdin, never argv).
-    gate_proc = subprocess.Popen(
-        [sys.executable, "-c", GATE_SCRIPT, str(inst.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    gate_proc.stdin.write(secret + "\n")
-    gate_proc.stdin.flush()
-    gate_port = int(gate_proc.stdout.readline())
+    gate_proc, gate_port = _gate_process(inst.port, secret)
+    baseline_dir = os.environ.get("NBBOARD_BENCH_GATE_BASELINE", "")
+    base_proc, base_port = _gate_process(inst.port, secret, baseline_dir) if baseline_dir else (None, 0)
     path = "/data/plugin/scalars/scalars?run=train&tag=loss"
     direct = f"http://127.0.0.1:{inst.port}{path}"
     gated = f"http://127.0.0.1:{gate_port}{path}"
+    based = f"http://127.0.0.1:{base_port}{path}"
     headers = {"Authorization": f"Bearer {secret}"}
 
     def latencies(url: str, n: int) -> list[float]:
@@ -406,12 +422,20 @@ def bench_gate(logdir: Path, reps: int) -> None:
 
     latencies(direct, 50)
     latencies(gated, 50)
-    d_lat, g_lat = [], []
+    d_lat, g_lat, b_lat = [], [], []
+    if base_proc:
+        latencies(based, 50)
     for _ in range(reps):
         d_lat += latencies(direct, 200)
         g_lat += latencies(gated, 200)
-    d_tp = [throughput(direct) for _ in range(3)]
-    g_tp = [throughput(gated) for _ in range(3)]
+        if base_proc:
+            b_lat += latencies(based, 200)
+    d_tp, g_tp, b_tp = [], [], []
+    for _ in range(3):
+        d_tp.append(throughput(direct))
+        g_tp.append(throughput(gated))
+        if base_proc:
+            b_tp.append(throughput(based))
     # The same, while 300 tokenless connections hold half a request head each (the gate keeps 64 of them).
     held = []
     for _ in range(300):
@@ -430,9 +454,19 @@ def bench_gate(logdir: Path, reps: int) -> None:
 
     added = pct(g_lat, 0.5) - pct(d_lat, 0.5)
     ratio = statistics.median(g_tp) / statistics.median(d_tp)
-    gate_proc.terminate()
-    gate_proc.wait()
+    for proc in (gate_proc, base_proc):
+        if proc:
+            proc.terminate()
+            proc.wait()
     kill_everything()
+    baseline = (
+        [
+            f"| through the gate of `{Path(baseline_dir).name}` (same run, interleaved) | {pct(b_lat, 0.5):.2f} ms "
+            f"| {pct(b_lat, 0.99):.2f} ms | {statistics.median(b_tp):.0f} req/s |"
+        ]
+        if base_proc
+        else []
+    )
     section(
         "The auth gate: TensorBoard's scalars data direct vs through the gate",
         [
@@ -443,6 +477,7 @@ def bench_gate(logdir: Path, reps: int) -> None:
             "|---|---|---|---|",
             f"| direct to TensorBoard | {pct(d_lat, 0.5):.2f} ms | {pct(d_lat, 0.99):.2f} ms | {statistics.median(d_tp):.0f} req/s |",
             f"| through the gate | {pct(g_lat, 0.5):.2f} ms | {pct(g_lat, 0.99):.2f} ms | {statistics.median(g_tp):.0f} req/s |",
+            *baseline,
             f"| through the gate, after 300 tokenless connections sent half a head (the gate keeps 64, each at most 10 s) | {pct(a_lat, 0.5):.2f} ms | {pct(a_lat, 0.99):.2f} ms | {statistics.median(a_tp):.0f} req/s |",
             "",
             f"Added at p50: {added:+.2f} ms (target ≤ 1 ms); throughput {ratio * 100:.0f} % of direct (target ≥ 80 %).",
