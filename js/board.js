@@ -13,7 +13,10 @@
 //      tried first when the kernel says it runs under VS Code. The probe decides, not the hint;
 //   6. otherwise: say the board is unreachable from this browser and how to fix it (the kernel's
 //      remote_hint: the ssh -L line, the local URL, %board --tunnel).
-// Shipped as is (no build step); anywidget loads it as an ES module.
+// Shipped as is (no build step); anywidget loads it as an ES module (nbboard/widget.py inlines the import below).
+// A re-run of the cell shows the same live TensorBoard document again: see js/frame_park.js.
+
+import { adopt, dropBoard, forget, keep } from "./frame_park.js";
 
 const PROBE_TIMEOUT_MS = 4000;
 
@@ -165,7 +168,16 @@ function render({ model, el: host }) {
     return started ? duration(Date.now() / 1000 - started) : "";
   }
 
+  let adopting = null; // cancels the move of a parked frame into this view
+
+  function stopAdopting() {
+    if (adopting) adopting();
+    adopting = null;
+  }
+
   function message(kind, text, extra) {
+    stopAdopting();
+    forget(body.querySelector("iframe"));
     const box = el("div", { class: `nbboard-message nbboard-${kind}` }, el("div", {}, text));
     if (extra) box.append(extra);
     body.replaceChildren(box);
@@ -173,19 +185,32 @@ function render({ model, el: host }) {
   }
 
   function showIframe(url) {
-    if (shownFor === url && body.querySelector("iframe")) return;
-    const frame = el("iframe", {
-      class: "nbboard-frame",
-      src: url,
-      title: `TensorBoard on port ${model.get("port")}`,
-      allow: "clipboard-write",
-    });
-    frame.style.height = `${model.get("height")}px`;
-    // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
-    // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
-    frame.addEventListener("load", () => model.send({ type: "shown" }), { once: true });
-    body.replaceChildren(frame);
+    if (shownFor === url && (adopting || body.querySelector("iframe"))) return;
+    stopAdopting();
+    forget(body.querySelector("iframe"));
     shownFor = url;
+    // The same board's frame from this cell's previous output (a re-run, a kernel restart): no reload.
+    body.replaceChildren();
+    adopting = adopt(model, url, body, (frame) => {
+      adopting = null;
+      showFrame(url, frame);
+      if (frame) model.send({ type: "shown" });
+    });
+    if (!adopting) showFrame(url, null);
+  }
+
+  function showFrame(url, adopted) {
+    let frame = adopted;
+    if (!frame) {
+      frame = el("iframe", { class: "nbboard-frame", src: url, allow: "clipboard-write" });
+      // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
+      // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
+      frame.addEventListener("load", () => model.send({ type: "shown" }), { once: true });
+      body.replaceChildren(frame);
+    }
+    frame.title = `TensorBoard on port ${model.get("port")}`;
+    frame.style.height = `${model.get("height")}px`;
+    keep(frame, host, model, url);
   }
 
   async function ensureUrl() {
@@ -330,6 +355,7 @@ function render({ model, el: host }) {
   const onChange = () => {
     if (model.get("status") !== "running") {
       resolved = null;
+      dropBoard(model); // a stopped board's frame is never shown again
     }
     update();
   };
@@ -369,6 +395,8 @@ function render({ model, el: host }) {
 
   return () => {
     clearInterval(ticker);
+    stopAdopting();
+    forget(body.querySelector("iframe")); // the view itself goes (its model closed): no re-run to keep it for
     model.off("change:status", onChange);
     model.off("change:port", onPort);
     model.off("change:height", onHeight);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,20 @@ def _static(name: str) -> Path:
     raise FileNotFoundError(f"nbboard's front end {name} is missing; reinstall nbboard")
 
 
+#: ``import { … } from "./x.js";`` at the start of a line: a module of ``js/`` that board.js uses.
+_IMPORT = re.compile(r'^import \{[^}]*\} from "\./([a-z_]+\.js)";$', re.MULTILINE)
+
+
+def _module(name: str) -> str:
+    """``name`` with the modules it imports inlined: anywidget loads one ES module, with no path to import from
+    (the browser tests load js/ as it is, imports and all)."""
+    return _IMPORT.sub(
+        lambda m: _static(m.group(1)).read_text(encoding="utf-8"), _static(name).read_text(encoding="utf-8")
+    )
+
+
 class BoardWidget(anywidget.AnyWidget):
-    _esm = _static("board.js")
+    _esm = _module("board.js")
     _css = _static("board.css")
 
     status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale | choose
