@@ -22,7 +22,7 @@ const REGISTRY = Symbol.for("nbboard.frame_park.v1");
 const state =
   globalThis[REGISTRY] ||
   (globalThis[REGISTRY] = {
-    live: new Map(), // frame shown in a view -> its identity (parked when its output is removed)
+    live: new Map(), // frame shown in a view -> { id: its identity, place: its parent } (parked when its output goes)
     parked: new Map(), // identity -> { frame, timer }
     guarded: new WeakSet(),
     scopes: new WeakMap(),
@@ -81,7 +81,7 @@ function drop(id) {
 }
 
 function park(frame) {
-  const id = live.get(frame);
+  const shown = live.get(frame);
   live.delete(frame);
   if (!frame.isConnected) return;
   const width = frame.getBoundingClientRect().width;
@@ -91,9 +91,20 @@ function park(frame) {
     return; // not movable (another document, a detached ancestor): it goes, as before
   }
   if (width) frame.style.width = `${width}px`;
+  const { id, place } = shown;
   drop(id);
-  parked.set(id, { frame, timer: setTimeout(() => drop(id), TTL_MS) });
+  const entry = { frame, timer: setTimeout(() => drop(id), TTL_MS) };
+  parked.set(id, entry);
   while (parked.size > MAX_PARKED) drop(parked.keys().next().value);
+  // The output was only taken out and put back (its view lives on): the frame goes back to its place.
+  setTimeout(() => {
+    if (parked.get(id) !== entry || !place.isConnected || place.querySelector("iframe")) return;
+    parked.delete(id);
+    clearTimeout(entry.timer);
+    place.moveBefore(frame, null);
+    frame.style.width = "";
+    live.set(frame, shown);
+  }, 0);
 }
 
 function parkWithin(node) {
@@ -139,10 +150,11 @@ function guard(node) {
 
 /** Guard the output holding ``host`` once it is in the page (a view's element is attached after render). */
 function guardWhenAttached(host, frame) {
+  const started = Date.now();
   const step = () => {
     if (!live.has(frame)) return;
     if (!host.isConnected) {
-      requestAnimationFrame(step);
+      if (Date.now() - started < TTL_MS) requestAnimationFrame(step);
       return;
     }
     let node = host;
@@ -157,7 +169,7 @@ function guardWhenAttached(host, frame) {
 /** ``frame`` shows ``url`` for ``model`` in the view whose element is ``host``: park it when the output goes. */
 export function keep(frame, host, model, url) {
   if (!canPark()) return;
-  live.set(frame, identity(model, url));
+  live.set(frame, { id: identity(model, url), place: frame.parentNode });
   guardWhenAttached(host, frame);
 }
 
