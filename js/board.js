@@ -1,44 +1,22 @@
-// nbboard's board: header (logdir, port, pid, uptime, state), actions, and TensorBoard in an iframe.
+// nbboard's board widget: header (logdir, port, pid, uptime, state), actions, and TensorBoard in an iframe.
+// Drawn with the view it shares with Colab's output (js/view.js).
 //
-// The iframe URL is resolved here, in the browser, because only the browser knows where the
-// notebook page came from: the kernel cannot tell a local Jupyter from one behind JupyterHub's
-// proxy, Colab, Kaggle or VS Code. Order of preference:
-//   1. TENSORBOARD_PROXY_URL (a template with %PORT%), when the kernel's environment set it;
-//   2. Colab: google.colab.kernel.proxyPort(port);
-//   3. the page is on this machine (localhost): http://127.0.0.1:<port>/ directly;
-//   4. jupyter-server-proxy: <base_url>proxy/<port>/ (same origin; trailing slash matters);
-//   5. the page is elsewhere (VS Code's webview, a remote Jupyter after `ssh -L`): the browser's own
-//      loopback, where VS Code and ssh forward the kernel's ports. Skipped when the kernel says it
-//      runs on Kaggle or Colab, which forward nothing (a probe would only find the user's own ports);
-//      tried first when the kernel says it runs under VS Code. The probe decides, not the hint;
-//   6. otherwise: say the board is unreachable from this browser and how to fix it (the kernel's
-//      remote_hint: the ssh -L line, the local URL, %board --tunnel).
-// Shipped as is (no build step); anywidget loads it as an ES module (nbboard/widget.py inlines the import below).
-// A re-run of the cell shows the same live TensorBoard document again: see js/frame_park.js.
-
+// The iframe URL is resolved here, in the browser, because only the browser knows where the notebook page
+// came from: the kernel cannot tell a local Jupyter from one behind JupyterHub's proxy, Kaggle or VS Code.
+// The kernel hands over its host's routes (nbboard/hosts.py), in order; each is a URL template:
+//   - %PORT%: the port; a route the host vouches for (probe: false, e.g. TENSORBOARD_PROXY_URL) is used as is;
+//   - %PAGE_LOOPBACK%: the page is on this machine (localhost): TensorBoard directly (skipped otherwise);
+//   - %ORIGIN%%BASE%: the page's Jupyter base URL (jupyter-server-proxy; skipped on a page without one);
+//   - page "remote": the browser's own loopback, where VS Code and `ssh -L` forward the kernel's ports, only
+//     for a page that came from elsewhere.
+// The first route that answers a probe wins; if none does, the board says it is unreachable from this browser
+// and how to fix it (the kernel's remote_hint: the ssh -L line, the local URL, %board --tunnel).
+// Shipped as is (no build step); nbboard/frontend.py inlines view.js and frame_park.js, and anywidget loads it
+// as an ES module. A re-run of the cell shows the same live TensorBoard document again (js/frame_park.js).
+import { ACTION, STATUS, drawHeader, el, httpLink, makeFrame, message, statusMessage } from "./view.js";
 import { adopt, dropBoard, forget, keep } from "./frame_park.js";
 
 const PROBE_TIMEOUT_MS = 4000;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-function duration(seconds) {
-  seconds = Math.max(0, Math.floor(seconds));
-  if (seconds < 60) return `${seconds} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  return hours < 24 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} d ${hours % 24} h`;
-}
 
 function prefixPath(model) {
   const p = (model.get("path_prefix") || "").replace(/^\/+|\/+$/g, "");
@@ -79,55 +57,41 @@ async function probe(url, sameOrigin) {
   }
 }
 
-// Only http(s) links are followed: the URL comes from a tunnel server, which may be hostile (javascript:…).
-export function httpLink(url) {
-  if (typeof url !== "string") return null;
-  try {
-    const parsed = new URL(url);
-    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-  } catch (_e) {
-    return null;
-  }
-}
-
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+// A route's URL for this page, or null when the route does not apply here.
+export function routeUrl(route, port, win = globalThis) {
+  const loc = win.location;
+  const local = LOCAL_HOSTS.has(loc.hostname);
+  if (route.page === "remote" && local) return null;
+  let url = String(route.url);
+  if (url.includes("%PAGE_LOOPBACK%")) {
+    if (!local) return null;
+    // Keep the page's own loopback name: "localhost" and "127.0.0.1" are different sites, and a cross-site
+    // iframe loses localStorage, which TensorBoard needs. Browsers try 127.0.0.1 for "localhost" too; only an
+    // IPv6 page ([::1]) is sent to 127.0.0.1, where TensorBoard listens.
+    url = url.replaceAll("%PAGE_LOOPBACK%", loc.hostname === "localhost" ? "localhost" : "127.0.0.1");
+  }
+  if (url.includes("%BASE%")) {
+    const base = jupyterBaseUrl(win.document);
+    if (!base) return null;
+    url = url.replaceAll("%BASE%", base);
+  }
+  url = url.replaceAll("%ORIGIN%", loc.origin).replaceAll("%PORT%", String(port));
+  return url.endsWith("/") ? url : `${url}/`;
+}
 
 export async function resolveBoardUrl(model, win = globalThis) {
   const port = model.get("port");
   const suffix = prefixPath(model);
   const tried = [];
-  const template = model.get("proxy_template");
-  if (template) {
-    const url = template.replace("%PORT%", String(port));
-    return { url: (url.endsWith("/") ? url : `${url}/`) + suffix, via: "TENSORBOARD_PROXY_URL", tried };
-  }
-  const colab = win.google && win.google.colab && win.google.colab.kernel;
-  if (colab && typeof colab.proxyPort === "function") {
-    let url = await colab.proxyPort(port, { cache: false });
-    url = String(url);
-    return { url: (url.endsWith("/") ? url : `${url}/`) + suffix, via: "Colab", tried };
-  }
-  const loc = win.location;
-  const local = LOCAL_HOSTS.has(loc.hostname);
-  const base = jupyterBaseUrl(win.document);
-  const hint = model.get("host_app") || "";
-  const candidates = [];
-  // Keep the page's own loopback name: "localhost" and "127.0.0.1" are different sites, and a
-  // cross-site iframe loses localStorage, which TensorBoard needs. Browsers try 127.0.0.1 for
-  // "localhost" too; only an IPv6 page ([::1]) is sent to 127.0.0.1, where TensorBoard listens.
-  if (local) {
-    const host = loc.hostname === "localhost" ? "localhost" : "127.0.0.1";
-    candidates.push({ url: `http://${host}:${port}/${suffix}`, via: "direct", sameOrigin: false });
-  }
-  if (base) candidates.push({ url: `${loc.origin}${base}proxy/${port}/${suffix}`, via: "jupyter-server-proxy", sameOrigin: true });
-  if (!local && hint !== "kaggle" && hint !== "colab") {
-    const forwarded = { url: `http://127.0.0.1:${port}/${suffix}`, via: "forwarded port", sameOrigin: false };
-    if (hint === "vscode") candidates.unshift(forwarded);
-    else candidates.push(forwarded);
-  }
-  for (const c of candidates) {
-    tried.push(c.url);
-    if (await probe(c.url, c.sameOrigin)) return { url: c.url, via: c.via, tried };
+  for (const route of model.get("routes") || []) {
+    const base = routeUrl(route, port, win);
+    if (base === null) continue;
+    const url = base + suffix;
+    if (!route.probe) return { url, via: route.via, tried };
+    tried.push(url);
+    if (await probe(url, route.same_origin)) return { url, via: route.via, tried };
   }
   return { url: null, via: null, tried };
 }
@@ -163,23 +127,30 @@ function render({ model, el: host }) {
   let resolving = null;
   let shownFor = null;
 
-  function elapsedText() {
+  function elapsed() {
     const started = model.get("started_at");
-    return started ? duration(Date.now() / 1000 - started) : "";
+    return started ? Date.now() / 1000 - started : 0;
   }
 
-  let adopting = null; // cancels the move of a parked frame into this view
+  // The state the shared view draws from (js/view.js).
+  function state() {
+    const s = {};
+    for (const name of ["status", "logdir", "port", "pid", "started_at", "error", "note", "kernel_user", "kernel_host"]) {
+      s[name] = model.get(name);
+    }
+    return s;
+  }
+
+  let adopting = null; // stops waiting to move a parked frame into this view
 
   function stopAdopting() {
     if (adopting) adopting();
     adopting = null;
   }
 
-  function message(kind, text, extra) {
+  function show(box) {
     stopAdopting();
     forget(body.querySelector("iframe"));
-    const box = el("div", { class: `nbboard-message nbboard-${kind}` }, el("div", {}, text));
-    if (extra) box.append(extra);
     body.replaceChildren(box);
     shownFor = null;
   }
@@ -194,22 +165,23 @@ function render({ model, el: host }) {
     adopting = adopt(model, url, body, (frame) => {
       adopting = null;
       showFrame(url, frame);
-      if (frame) model.send({ type: "shown" });
+      if (frame) model.send({ type: ACTION.SHOWN });
     });
     if (!adopting) showFrame(url, null);
   }
 
   function showFrame(url, adopted) {
     let frame = adopted;
-    if (!frame) {
-      frame = el("iframe", { class: "nbboard-frame", src: url, allow: "clipboard-write" });
+    if (frame) {
+      frame.title = `TensorBoard on port ${model.get("port")}`;
+      frame.style.height = `${model.get("height")}px`;
+    } else {
+      frame = makeFrame(url, model.get("port"), model.get("height"));
       // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
       // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
-      frame.addEventListener("load", () => model.send({ type: "shown" }), { once: true });
+      frame.addEventListener("load", () => model.send({ type: ACTION.SHOWN }), { once: true });
       body.replaceChildren(frame);
     }
-    frame.title = `TensorBoard on port ${model.get("port")}`;
-    frame.style.height = `${model.get("height")}px`;
     keep(frame, host, model, url);
   }
 
@@ -227,23 +199,10 @@ function render({ model, el: host }) {
 
   function updateHeader() {
     const status = model.get("status");
-    badge.textContent = status;
-    badge.dataset.state = status;
     host.dataset.state = status;
-    title.textContent = model.get("logdir") ? `TensorBoard · ${model.get("logdir")}` : "TensorBoard";
-    const port = model.get("port");
-    const parts = [];
-    if (port) parts.push(`port ${port}`);
-    if (model.get("pid")) parts.push(`pid ${model.get("pid")}`);
-    if (status === "running" && model.get("started_at")) parts.push(`up ${elapsedText()}`);
-    if (status === "starting") parts.push(`starting… ${elapsedText()}`);
-    if (resolved && resolved.via && status === "running") parts.push(`via ${resolved.via}`);
-    details.textContent = parts.join(" · ");
-    const user = model.get("kernel_user");
-    const kernelHost = model.get("kernel_host");
-    details.title = kernelHost ? `kernel on ${user ? `${user}@` : ""}${kernelHost}` : "";
-    const live = status === "running";
-    stopButton.disabled = !(live || status === "starting") || !model.get("pid");
+    drawHeader({ badge, title, details }, state(), elapsed(), resolved && resolved.via);
+    const live = status === STATUS.RUNNING;
+    stopButton.disabled = !(live || status === STATUS.STARTING) || !model.get("pid");
     reloadButton.disabled = !live;
     openLink.style.display = live && resolved && resolved.url ? "" : "none";
     if (resolved && resolved.url) openLink.href = resolved.url;
@@ -254,20 +213,12 @@ function render({ model, el: host }) {
 
   async function updateBody() {
     const status = model.get("status");
-    if (status === "starting") {
-      message("progress", `Starting TensorBoard… ${elapsedText()}`);
+    const shown = statusMessage(state(), elapsed());
+    if (shown) {
+      show(shown);
       return;
     }
-    if (status === "failed") {
-      const pre = el("pre", { class: "nbboard-error" }, model.get("error") || "TensorBoard failed to start.");
-      message("failed", "TensorBoard could not start:", pre);
-      return;
-    }
-    if (status === "stopped") {
-      message("stopped", model.get("note") || `TensorBoard on port ${model.get("port")} was stopped.`);
-      return;
-    }
-    if (status === "choose") {
+    if (status === STATUS.CHOOSE) {
       // No logdir was given and no board runs: the kernel found these; the user picks one.
       const list = el("div", { class: "nbboard-candidates" });
       for (const c of model.get("candidates") || []) {
@@ -285,16 +236,12 @@ function render({ model, el: host }) {
         list.append(button);
       }
       const note = model.get("note");
-      message("choose", "No logdir given. These directories hold event files; start TensorBoard on:", list);
+      show(message("choose", "No logdir given. These directories hold event files; start TensorBoard on:", list));
       if (note) body.firstChild.append(el("div", { class: "nbboard-hint" }, note));
       return;
     }
-    if (status !== "running") {
-      message("stale", model.get("note") || `TensorBoard is ${status}.`);
-      return;
-    }
     const r = await ensureUrl();
-    if (model.get("status") !== "running") return;
+    if (model.get("status") !== STATUS.RUNNING) return;
     updateHeader();
     if (r.url) {
       showIframe(r.url);
@@ -309,11 +256,12 @@ function render({ model, el: host }) {
     const steps = model.get("remote_hint");
     if (steps) hint.append(el("div", { class: "nbboard-remote" }, steps));
     else hint.append(el("div", {}, "Run ", el("code", {}, "%board --tunnel"), " for a protected public link."));
-    if (model.get("host_app") !== "kaggle") {
+    if ((model.get("routes") || []).some((route) => route.page === "remote")) {
+      // Forwarding the port would help (the host has a route for it; Kaggle's, say, has none).
       const alt = jupyterBaseUrl(document) ? " (or installing jupyter-server-proxy on the Jupyter server)" : "";
       hint.append(el("div", {}, `After forwarding${alt}, press Reload to show it here.`));
     }
-    message("unreachable", "TensorBoard is running, but not reachable from here.", hint);
+    show(message("unreachable", "TensorBoard is running, but not reachable from here.", hint));
   }
 
   function update() {
@@ -329,10 +277,10 @@ function render({ model, el: host }) {
   tunnelLink.addEventListener("click", (event) => {
     if (tunnelLink.getAttribute("href")) return; // fetched before: a plain link now
     event.preventDefault();
-    model.send({ type: "tunnel_url" });
+    model.send({ type: ACTION.TUNNEL_URL });
   });
   const onCustom = (msg) => {
-    if (!msg || msg.type !== "tunnel_url") return;
+    if (!msg || msg.type !== ACTION.TUNNEL_URL) return;
     const url = httpLink(msg.url);
     if (!url) {
       tunnelLink.title = msg.error || "the kernel sent no http(s) link";
@@ -344,16 +292,16 @@ function render({ model, el: host }) {
   model.on("msg:custom", onCustom);
   closeTunnel.addEventListener("click", () => {
     closeTunnel.disabled = true;
-    model.send({ type: "close_tunnel" });
+    model.send({ type: ACTION.CLOSE_TUNNEL });
   });
   stopButton.addEventListener("click", () => {
     stopButton.disabled = true;
     badge.textContent = "stopping";
-    model.send({ type: "stop" });
+    model.send({ type: ACTION.STOP });
   });
 
   const onChange = () => {
-    if (model.get("status") !== "running") {
+    if (model.get("status") !== STATUS.RUNNING) {
       resolved = null;
       dropBoard(model); // a stopped board's frame is never shown again
     }
@@ -383,11 +331,11 @@ function render({ model, el: host }) {
   model.on("change:remote_hint", update);
   const ticker = setInterval(() => {
     const status = model.get("status");
-    if (status === "starting") {
+    if (status === STATUS.STARTING) {
       updateHeader();
-      const box = body.querySelector(".nbboard-progress div");
-      if (box) box.textContent = `Starting TensorBoard… ${elapsedText()}`;
-    } else if (status === "running") {
+      const box = body.querySelector(".nbboard-progress");
+      if (box) box.replaceWith(statusMessage(state(), elapsed()));
+    } else if (status === STATUS.RUNNING) {
       updateHeader();
     }
   }, 1000);

@@ -8,8 +8,10 @@ state and message, readable with no script at all) plus js/colab_board.js, which
 ``google.colab.output.register_callback``. Every change of state re-sends the output under its display
 id (update_display_data), so a starting board becomes a running or failed one in place.
 
-Like the widget, a view holds state only: Stop and Close link run the callbacks its owner
-(:class:`nbboard.embed.Board`) handed in, which call the API.
+Like the widget, a view holds state only (:class:`nbboard.boardview.BoardState`): Stop and Close link run
+the callbacks its owner (:class:`nbboard.embed.Board`) handed in, which call the API. The markup here is what
+a reader without scripts sees (a saved notebook); with scripts, js/view.js (the widget's view too) redraws its
+header and messages from the same state, in the same words (tests/test_view_contract.py).
 """
 
 from __future__ import annotations
@@ -19,53 +21,38 @@ import html
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import traitlets
-
-from .instance import Instance
+from . import frontend
+from .boardview import LIVE, Action, BoardState, Status
 from .links import http_link
 
 #: The name under which the kernel answers the output's buttons (``invokeFunction(CALLBACK, [view, action])``).
 CALLBACK = "nbboard.board"
 
-_views: dict[str, ColabView] = {}  # view id -> view, for the callback
+#: How many outputs with live buttons the kernel answers for; older ones ask for their cell to run again.
+KEEP_VIEWS = 64
+#: The state the output shows (and its script draws from): all of BoardState but what Colab never draws (the
+#: secret link, and the hints for browsers that cannot reach a port: Colab's proxy reaches every port).
+DRAWN = tuple(sorted(set(BoardState.class_trait_names()) - {"tunnel_url", "host_app", "remote_hint"}))
+_views: dict[str, ColabView] = {}  # view id -> view whose buttons can still act, oldest first (see _forget_old)
 _registered = False
 
 
-class ColabView(traitlets.HasTraits):
+class ColabView(BoardState):
     """One board's Colab output. Each attribute change updates the output in place (one update per
     :meth:`hold_sync` block); nothing is shown twice: the output is displayed once, by :meth:`display`."""
 
-    comm = None  # no widget comm: a board shown again is a new output (see magics._show_fast)
-
-    status = traitlets.Unicode("starting")  # starting | running | failed | stopped | stale
-    port = traitlets.Int(0)
-    pid = traitlets.Int(0)
-    logdir = traitlets.Unicode("")
-    path_prefix = traitlets.Unicode("")
-    height = traitlets.Int(800)
-    started_at = traitlets.Float(0.0)
-    error = traitlets.Unicode("")
-    note = traitlets.Unicode("")
-    tunnel_url = traitlets.Unicode("")  # never rendered: it carries the tunnel's secret, and outputs are saved
-    host_app = traitlets.Unicode("")
-    kernel_user = traitlets.Unicode("")
-    kernel_host = traitlets.Unicode("")
-    remote_hint = traitlets.Unicode("")  # unused on Colab (its proxy reaches every port); kept for embed.Board
-
-    def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        #: What the output's buttons do, by action name ("stop", "close_tunnel").
-        self.actions: dict[str, Callable[[], None]] = dict(actions or {})
         self.view_id = secrets.token_hex(8)
         self.handle: Any = None
         self._held = 0
         self._sent: tuple[object, ...] = ()
         self.observe(self._changed)
         _views[self.view_id] = self
+        _forget_old()
         self.callback = CALLBACK if _register_callback() else ""
 
     def display(self) -> None:
@@ -75,16 +62,12 @@ class ColabView(traitlets.HasTraits):
         self._sent = self._drawn()
         self.handle = display(self, display_id=True)
 
-    def show(self, instance: Instance) -> None:
-        """Point the board at a running instance."""
-        with self.hold_sync():
-            for name, value in instance.board_state().items():
-                setattr(self, name, value)
+    def refresh(self) -> None:
+        """Nothing to do: every change under :meth:`hold_sync` already updated the output."""
 
-    def fail(self, message: str) -> None:
-        with self.hold_sync():
-            self.error = message
-            self.status = "failed"
+    def show_again(self, height: int) -> bool:
+        """No: a board shown again on Colab is a new output (its buttons are bound to this one's id)."""
+        return False
 
     @contextlib.contextmanager
     def hold_sync(self) -> Iterator[None]:
@@ -98,6 +81,8 @@ class ColabView(traitlets.HasTraits):
 
     def _changed(self, _change: Any) -> None:
         self._refresh()
+        if self.status not in LIVE:
+            _views.pop(self.view_id, None)  # ended: its output's buttons no longer reach the kernel
 
     def _refresh(self) -> None:
         if self._held or self.handle is None:
@@ -109,8 +94,7 @@ class ColabView(traitlets.HasTraits):
 
     def _drawn(self) -> tuple[object, ...]:
         """What the output shows (the uptime counts on in the browser)."""
-        return (self.status, self.port, self.pid, self.logdir, self.path_prefix, self.height, self.started_at,
-                self.error, self.note, bool(self.tunnel_url), self.kernel_user, self.kernel_host)  # fmt: skip
+        return (*(getattr(self, name) for name in DRAWN), bool(self.tunnel_url))
 
     # -- what the output shows
 
@@ -120,10 +104,7 @@ class ColabView(traitlets.HasTraits):
         config = {
             "view": self.view_id,
             "callback": self.callback,
-            "status": self.status,
-            "port": self.port,
-            "path_prefix": self.path_prefix,
-            "height": self.height,
+            **{name: getattr(self, name) for name in DRAWN},
             "elapsed": round(elapsed, 1),  # the browser counts on from here: no clock skew with the kernel
         }
         parts = [
@@ -136,15 +117,15 @@ class ColabView(traitlets.HasTraits):
         ]
         if script:
             hidden = ".nbboard-colab [hidden] { display: none !important; }"  # over board.css's display rules
-            parts.insert(0, f"<style>{_static('board.css').read_text()}\n{hidden}</style>")
-            parts.append(f"<script>{_front_end()}</script>")
+            parts.insert(0, f"<style>{frontend.static('board.css').read_text()}\n{hidden}</style>")
+            parts.append(f"<script>{frontend.script('colab_board.js')}</script>")
         return "".join(parts)
 
     def text(self) -> str:
         """For front ends that show text only."""
-        if self.status == "failed":
+        if self.status == Status.FAILED:
             return f"TensorBoard could not start:\n{self.error}"
-        if self.status == "running":
+        if self.status == Status.RUNNING:
             return f"TensorBoard running on port {self.port} (pid {self.pid}) for {self.logdir}"
         return f"TensorBoard {self.status}" + (f": {self.note}" if self.note else "")
 
@@ -153,7 +134,7 @@ class ColabView(traitlets.HasTraits):
 
 
 def _header(view: ColabView, elapsed: float) -> str:
-    from .fmt import duration
+    from .fmt import clock
 
     status = view.status
     details = []
@@ -161,13 +142,13 @@ def _header(view: ColabView, elapsed: float) -> str:
         details.append(f"port {view.port}")
     if view.pid:
         details.append(f"pid {view.pid}")
-    if status == "running" and view.started_at:
-        details.append(f"up {_ticking(duration(elapsed))}")
-    if status == "starting":
-        details.append(f"starting… {_ticking(duration(elapsed))}")
+    if status == Status.RUNNING and view.started_at:
+        details.append(f"up {clock(elapsed)}")
+    if status == Status.STARTING:
+        details.append(f"starting… {clock(elapsed)}")
     where = f"kernel on {view.kernel_user}@{view.kernel_host}" if view.kernel_host else ""
     title = f"TensorBoard · {view.logdir}" if view.logdir else "TensorBoard"
-    live = status == "running"
+    live = status == Status.RUNNING
     tunnel = (
         '<button class="nbboard-button nbboard-tunnel" title="Open the public link (it carries its secret)">'
         "Public link ↗</button>"
@@ -175,7 +156,7 @@ def _header(view: ColabView, elapsed: float) -> str:
         if view.tunnel_url and live
         else ""
     )
-    stop = "" if (live or status == "starting") and view.pid else " disabled"
+    stop = "" if (live or status == Status.STARTING) and view.pid else " disabled"
     return (
         '<div class="nbboard-header">'
         f'<span class="nbboard-state" data-state="{_e(status)}">{_e(status)}</span>'
@@ -191,40 +172,35 @@ def _header(view: ColabView, elapsed: float) -> str:
 
 
 def _body(view: ColabView, elapsed: float) -> str:
-    from .fmt import duration
+    from .fmt import clock
 
     status = view.status
-    if status == "starting":
+    if status == Status.STARTING:
         what = f" for {_e(view.logdir)}" if view.logdir else ""
-        return _message("progress", f"Starting TensorBoard{what}… {_ticking(duration(elapsed))}")
-    if status == "failed":
+        return _message("progress", f"Starting TensorBoard{what}… {clock(elapsed)}")
+    if status == Status.FAILED:
         error = view.error or "TensorBoard failed to start."
         return _message("failed", "TensorBoard could not start:", f'<pre class="nbboard-error">{_e(error)}</pre>')
-    if status == "running":
+    if status == Status.RUNNING:
         return _message(
             "pending",
             f"TensorBoard is running on port {view.port} of the kernel's machine (pid {view.pid}); "
             "it shows here while this notebook is connected to that kernel. If it does not, run the cell again.",
         )
-    if status == "stopped":
+    if status == Status.STOPPED:
         return _message("stopped", _e(view.note or f"TensorBoard on port {view.port} was stopped."))
     return _message("stale", _e(view.note or f"TensorBoard is {status}."))
 
 
 def _note(view: ColabView) -> str:
     """What the last button did, above a live board (a stopped one says it in its body)."""
-    if not view.note or view.status != "running":
+    if not view.note or view.status != Status.RUNNING:
         return ""
     return f'<div class="nbboard-message nbboard-note">nbboard: {_e(view.note)}</div>'
 
 
 def _message(kind: str, text: str, extra: str = "") -> str:
     return f'<div class="nbboard-message nbboard-{kind}"><div>{text}</div>{extra}</div>'
-
-
-def _ticking(text: str) -> str:
-    """A duration the browser keeps counting (js/colab_board.js updates every ``data-elapsed``)."""
-    return f"<span data-elapsed>{_e(text)}</span>"
 
 
 def _e(text: str) -> str:
@@ -236,24 +212,18 @@ def _script_json(value: object) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _static(name: str) -> Path:
-    """A shipped front-end file (``nbboard/static`` in a wheel, ``js/`` in a checkout): the widget's lookup,
-    without importing anywidget, which Colab's board does not need."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "static" / name, here.parent / "js" / name):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"nbboard's front end {name} is missing; reinstall nbboard")
-
-
-def _front_end() -> str:
-    source = _static("colab_board.js").read_text()
-    if "</script" in source.lower():  # would end the inline <script> early
-        raise ValueError("colab_board.js must not contain '</script'")
-    return source
-
-
 # -- the kernel's side of the output's buttons
+
+
+def _forget_old() -> None:
+    """Keep the callback's table bounded: a board that ended (stopped, failed, stale) has no button that
+    reaches the kernel any more, and of the rest only the newest :data:`KEEP_VIEWS` outputs are kept (each
+    keeps its board's callbacks alive; re-running a cell in a long session would otherwise pile them up)."""
+    for view_id, view in list(_views.items()):
+        if view.status not in LIVE:
+            del _views[view_id]
+    for view_id in list(_views)[: max(0, len(_views) - KEEP_VIEWS)]:
+        del _views[view_id]
 
 
 def _register_callback() -> bool:
@@ -280,7 +250,7 @@ def answer(view_id: Any, action: Any) -> dict[str, str]:
     view = _views.get(view_id) if isinstance(view_id, str) else None
     if view is None:
         return {"error": "this kernel does not know this board (the runtime restarted?): run the cell again"}
-    if action == "tunnel_url":
+    if action == Action.TUNNEL_URL:
         if not view.tunnel_url:
             return {"error": "the public link is closed"}
         link = http_link(view.tunnel_url)  # never a javascript: link, whatever the tunnel server said

@@ -3,53 +3,46 @@
 
 Reads instances and never re-implements lifecycle: the board's Stop and
 Close link buttons call :func:`nbboard.api.kill` and
-:func:`nbboard.api.close_tunnels`, handed to the widget (or Colab view) as callbacks.
+:func:`nbboard.api.close_tunnels`, handed to the view (the widget or Colab's output, both a
+:class:`nbboard.boardview.BoardView`) as callbacks. Which host this is, which view it gets and what its
+users are told come from :mod:`nbboard.hosts`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
-import os
 import socket
-import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from . import hosts
+from .boardview import Action, BoardView, Status, state_of
 from .config import BoardConfig, get_default
 from .discover import Discovery
 from .instance import Instance
 
+if TYPE_CHECKING:
+    from .widget import BoardWidget
+
 
 def environment() -> str:
-    """ "colab", "kaggle", "notebook" (a Jupyter kernel), "terminal" (IPython) or "plain" (no IPython)."""
-    if "google.colab" in sys.modules:
-        return "colab"
+    """The host's name (:data:`nbboard.hosts.HOSTS`: "colab", "kaggle", "vscode", "notebook"), or "terminal"
+    (IPython without a kernel) or "plain" (no IPython)."""
+    host = hosts.detect()
+    if not host.needs_kernel:
+        return host.name
     try:
         from IPython import get_ipython
     except ImportError:
-        return "plain"
+        return hosts.PLAIN.name
     shell = get_ipython()
     if shell is None:
-        return "plain"
+        return hosts.PLAIN.name
     if getattr(shell, "kernel", None) is None:
-        return "terminal"
-    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.environ.get("KAGGLE_URL_BASE"):
-        return "kaggle"
-    return "notebook"
-
-
-def host_app(env: str) -> str:
-    """A hint for the front end about where the kernel runs ("vscode", "kaggle", "colab" or "").
-
-    Only a hint: the browser still decides how to reach TensorBoard by probing.
-    """
-    if env in ("colab", "kaggle"):
-        return env
-    if any(os.environ.get(k) for k in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI")):
-        return "vscode"
-    return ""
+        return hosts.TERMINAL.name
+    return host.name
 
 
 def kernel_login() -> tuple[str, str]:
@@ -66,24 +59,18 @@ def kernel_login() -> tuple[str, str]:
 
 
 def remote_hint(env: str, port: int, user: str, host: str) -> str:
-    """How to see a board from a browser that cannot reach the kernel's loopback.
+    """How to see a board from a browser that cannot reach the kernel's loopback (the host's own wording).
 
     The one wording for terminals and for the widget's "unreachable" message.
     """
-    tunnel = f"nbboard tunnel --port {port}" if env in ("terminal", "plain") else "%board --tunnel"
-    if env == "kaggle":
-        return f"Kaggle's browser cannot reach the kernel's ports: run {tunnel} for a protected public link."
-    return (
-        "To open it from another computer, forward the port there:\n"
-        f"    ssh -L {port}:127.0.0.1:{port} {user}@{host}\n"
-        f"then open http://127.0.0.1:{port}/\n"
-        f"or run {tunnel} for a protected public link."
-    )
+    tunnel = f"nbboard tunnel --port {port}" if hosts.by_name(env).view == "text" else "%board --tunnel"
+    return hosts.by_name(env).hint(port, user, host, tunnel)
 
 
 def tunnel_hint(env: str, port: int) -> str:
-    """What terminals (and Kaggle's cell output) print under the board's URL."""
-    if env in ("kaggle", "terminal", "plain"):
+    """What terminals (and hosts whose browsers reach no port, Kaggle's) print under the board's URL."""
+    here = hosts.by_name(env)
+    if here.view == "text" or here.prints_hint:
         return remote_hint(env, port, *kernel_login())
     return ""
 
@@ -95,69 +82,65 @@ class Board:
         """``instance``: a board already known (a reuse): the output is drawn in its state from the first
         frame, never as "starting" first (on Colab each update re-renders the whole output)."""
         self.env = environment()
-        self.widget: Any = None
-        self.handle: Any = None
+        self.host = hosts.by_name(self.env)
+        self.view: BoardView | None = None
         self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
         self._config: BoardConfig | None = None
         self._standby_hook: Callable[[], None] | None = None
-        if self.env in ("terminal", "plain"):
+        if self.host.view == "text":
             return
-        from IPython.display import display
-
         user, host = kernel_login()
         state = dict(
-            actions={"stop": self.stop, "close_tunnel": self.close_tunnel},
+            actions={Action.STOP: self.stop, Action.CLOSE_TUNNEL: self.close_tunnel},
             height=height,
             logdir=logdir,
-            status="starting",
+            status=Status.STARTING,
             started_at=time.time(),
-            host_app=host_app(self.env),
+            host_app=self.host.name,
             kernel_user=user,
             kernel_host=host,
         )
         if instance is not None:
-            state.update(instance.board_state(), remote_hint=remote_hint(self.env, instance.port, user, host))
-        if self.env == "colab":  # no widget manager there: an HTML/JS output that updates itself (handle stays None)
+            state.update(state_of(instance), remote_hint=remote_hint(self.env, instance.port, user, host))
+        if self.host.view == "colab":  # no widget manager there: an HTML/JS output that updates itself
             from .colab import ColabView
 
-            self.widget = ColabView(**state)
-            self.widget.display()
-            return
+            self.view = ColabView(**state)
+        else:
+            from .widget import BoardWidget
 
-        from .widget import BoardWidget
-
-        self.widget = BoardWidget(**state)
-        data, metadata = self.widget.bundle()
-        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
+            self.view = BoardWidget(routes=self.host.routes_for(), **state)
+        self.view.display()
 
     def show(self, instance: Instance) -> None:
         from . import fmt
 
-        if self.widget is None:
+        if self.view is None:
             print(fmt.started(instance))
             print(instance.url)
             hint = tunnel_hint(self.env, instance.port)
             if hint:
                 print(hint)
             return
-        w = self.widget
-        w.remote_hint = remote_hint(self.env, instance.port, w.kernel_user, w.kernel_host)
-        w.show(instance)
-        self._refresh()
-        if self.env == "kaggle":
-            print(tunnel_hint(self.env, instance.port))
+        view = self.view
+        view.remote_hint = remote_hint(self.env, instance.port, view.kernel_user, view.kernel_host)
+        view.show(instance)
+        view.refresh()
+        hint = tunnel_hint(self.env, instance.port)
+        if hint:
+            print(hint)
 
-    def redisplay(self) -> None:
-        from IPython.display import display
-
-        data, metadata = self.widget.bundle()
-        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
+    def redisplay(self, height: int) -> bool:
+        """Show this running board once more in the current cell, ``height`` px high; False if its view
+        cannot (then make a new Board)."""
+        view = self.view
+        return view is not None and view.status == Status.RUNNING and view.show_again(height)
 
     def fail(self, message: str) -> None:
-        if self.widget is None:
+        if self.view is None:
             return
-        self.widget.fail(message)
-        self._refresh()
+        self.view.fail(message)
+        self.view.refresh()
 
     def offer(
         self, found: Discovery, config: BoardConfig | None = None, standby_hook: Callable[[], None] | None = None
@@ -168,14 +151,15 @@ class Board:
         """
         from . import fmt
 
-        if self.widget is None or self.env == "colab":
+        if self.view is None or self.host.view != "widget":
             print(f"nbboard: no TensorBoard is running; {fmt.candidates(found, '%board')}")
             return
+        widget = cast("BoardWidget", self.view)  # host.view "widget": the only view with buttons for logdirs
         self._offered = {c.path for c in found.candidates}
         self._config = config
         self._standby_hook = standby_hook
-        with self.widget.hold_sync():
-            self.widget.candidates = [
+        with widget.hold_sync():
+            widget.candidates = [
                 {
                     "path": c.path,
                     "label": fmt.logdir_argument(c.path, found.root),
@@ -183,12 +167,12 @@ class Board:
                 }
                 for c in found.candidates
             ]
-            self.widget.note = f"found under {found.root}" + (
+            widget.note = f"found under {found.root}" + (
                 f" (search stopped early: {found.truncated})" if found.truncated else ""
             )
-            self.widget.status = "choose"
-        self.widget.observe(self._chose, "chosen")
-        self._refresh()
+            widget.status = Status.CHOOSE
+        widget.observe(self._chose, "chosen")
+        widget.refresh()
 
     def _chose(self, change: Any) -> None:
         """The user picked a logdir (a button of :meth:`offer`): start it here."""
@@ -198,12 +182,13 @@ class Board:
         path = str(change["new"])
         if path not in self._offered:
             return  # only what was offered: the front end cannot start an arbitrary directory
-        widget = self.widget
-        widget.unobserve(self._chose, "chosen")
-        with widget.hold_sync():
-            widget.logdir = path
-            widget.started_at = time.time()
-            widget.status = "starting"
+        view = self.view
+        assert view is not None
+        cast("BoardWidget", view).unobserve(self._chose, "chosen")
+        with view.hold_sync():
+            view.logdir = path
+            view.started_at = time.time()
+            view.status = Status.STARTING
         try:
             instance = api.start(path, config=self._config, standby_hook=self._standby_hook)
         except NbboardError as e:
@@ -216,39 +201,31 @@ class Board:
         from . import api
         from .errors import NbboardError
 
-        widget = self.widget
+        view = self.view
+        assert view is not None
         try:
-            report = api.kill(pid=widget.pid)
+            report = api.kill(pid=view.pid)
             stopped = bool(report.stopped)
-            note = f"stopped TensorBoard on port {widget.port} (pid {widget.pid})" if stopped else "already stopped"
+            note = f"stopped TensorBoard on port {view.port} (pid {view.pid})" if stopped else "already stopped"
         except NbboardError:
-            note = f"TensorBoard on port {widget.port} had already stopped"
-        with widget.hold_sync():
-            widget.note = note
-            widget.status = "stopped"
+            note = f"TensorBoard on port {view.port} had already stopped"
+        with view.hold_sync():
+            view.note = note
+            view.status = Status.STOPPED
 
     def close_tunnel(self) -> None:
         """Close this board's public tunnel (the widget's Close link button); the board keeps running."""
         from . import api
         from .errors import NbboardError
 
-        widget = self.widget
+        view = self.view
+        assert view is not None
         try:
-            api.close_tunnels(port=widget.port)
-            widget.note = "closed the public link"
+            api.close_tunnels(port=view.port)
+            view.note = "closed the public link"
         except NbboardError:
-            widget.note = "the public link was already closed"
-        widget.tunnel_url = ""
-
-    def _refresh(self) -> None:
-        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too.
-
-        The bundle goes out raw, never the widget object: ipywidgets 7 displays a widget through
-        ``_ipython_display_``, which ignores display_id, so an update would show the widget twice.
-        """
-        if self.handle is not None:
-            data, metadata = self.widget.bundle()
-            self.handle.update(data, metadata=metadata, raw=True)
+            view.note = "the public link was already closed"
+        view.tunnel_url = ""
 
 
 def display(instance: Instance | None = None, height: int | None = None, config: BoardConfig | None = None) -> Board:

@@ -27,6 +27,16 @@ def duration(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+def clock(seconds: float) -> str:
+    """A board's ticking clock: like :func:`duration`, but always two units past the first hour ("2 h 0 min"),
+    so it keeps its shape as it ticks. js/view.js's ``duration`` says the same (tests/test_view_contract.py)."""
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return duration(seconds)
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours < 24 else f"{hours // 24} d {hours % 24} h"
+
+
 def started(instance: Instance) -> str:
     if instance.reused:
         return (

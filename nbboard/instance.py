@@ -74,16 +74,3 @@ class Instance:
 
     def uptime(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.record.start_time)
-
-    def board_state(self) -> dict[str, object]:
-        """What a board's front end (the widget or Colab's output) shows of this instance, by trait name."""
-        return {
-            "port": self.port,
-            "pid": self.pid,
-            "logdir": self.logdir,
-            "path_prefix": self.path_prefix,
-            "started_at": float(self.start_time),
-            "error": "",
-            "note": "",
-            "status": self.status,
-        }

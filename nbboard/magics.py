@@ -156,9 +156,9 @@ class BoardMagics(Magics):
                 recorded.set()
             if warm_display:
                 with contextlib.suppress(Exception):  # the cell that needs it imports it again and reports
-                    from . import api, embed, fmt, logdirs, magic_args  # noqa: F401
+                    from . import api, embed, fmt, hosts, logdirs, magic_args  # noqa: F401
 
-                    if embed.environment() == "colab":
+                    if hosts.by_name(embed.environment()).view == "colab":
                         from . import colab  # noqa: F401  (Colab's board is HTML/JS, not the widget)
                     else:
                         from . import widget  # noqa: F401
@@ -244,7 +244,7 @@ class BoardMagics(Magics):
         board.offer(found, self.board_config(), standby_hook=self._hurry_standby)
 
     def _start_and_show(self, cmd: Any) -> None:
-        from . import api, embed, logdirs
+        from . import api, embed, hosts, logdirs
         from .errors import NbboardError
 
         target = logdirs.resolve(cmd.logdir, cmd.logdir_spec)
@@ -276,7 +276,7 @@ class BoardMagics(Magics):
         pool.shutdown(wait=False)
         # A reuse answers in a few ms. On Colab, where every update re-renders the whole output, a reuse slowed
         # by a busy machine gets longer before a "starting" output is drawn (a real start takes a second).
-        wait = REUSE_WAIT_COLAB if embed.environment() == "colab" else REUSE_WAIT
+        wait = REUSE_WAIT_COLAB if hosts.by_name(embed.environment()).view == "colab" else REUSE_WAIT
         try:
             instance = pending.result(timeout=wait)
         except FutureTimeout:
@@ -298,8 +298,10 @@ class BoardMagics(Magics):
         if instance.record.from_standby and not instance.reused:
             # The standby became this board: have the next one ready for the next board (a new cell, a new logdir).
             self.prepare_standby(delay=REFILL_LATEST)
-            if board is not None and board.widget is not None:
-                board.widget.actions["shown"] = self._refill_after_shown
+            if board is not None and board.view is not None:
+                from .boardview import Action
+
+                board.view.actions[Action.SHOWN] = self._refill_after_shown
         if board is None and not cmd.display:
             from . import fmt
 
@@ -314,9 +316,7 @@ class BoardMagics(Magics):
         from . import embed
 
         known = self._boards.get(instance.pid)
-        if known is not None and known.widget.status == "running" and known.widget.comm is not None:
-            known.widget.height = height
-            known.redisplay()
+        if known is not None and known.redisplay(height):
             return known
         board = embed.Board(height, instance.logdir, instance=instance)  # drawn running from its first frame
         board.show(instance)
@@ -324,9 +324,11 @@ class BoardMagics(Magics):
         return board
 
     def _remember(self, instance: Any, board: Any) -> None:
-        if board.widget is not None:
+        from .boardview import Action
+
+        if board.view is not None:
             self._boards[instance.pid] = board
-            stop = board.widget.actions.get("stop")
+            stop = board.view.actions.get(Action.STOP)
             if stop is not None and not getattr(stop, "prepares_standby", False):
 
                 def stop_then_prepare() -> None:
@@ -334,7 +336,7 @@ class BoardMagics(Magics):
                     self.prepare_standby()
 
                 stop_then_prepare.prepares_standby = True  # type: ignore[attr-defined]
-                board.widget.actions["stop"] = stop_then_prepare
+                board.view.actions[Action.STOP] = stop_then_prepare
 
     def _open_tunnel(self, instance: Any, provider: str, board: Any) -> None:
         from . import api
@@ -343,8 +345,8 @@ class BoardMagics(Magics):
         result = api.tunnel(port=instance.port, provider=chosen, config=self.board_config())
         for note in result.notes:
             print(f"nbboard: {note}")
-        if board is not None and board.widget is not None:
-            board.widget.tunnel_url = result.url
+        if board is not None and board.view is not None:
+            board.view.tunnel_url = result.url
             print(
                 f"nbboard: {'reusing the' if result.reused else 'opened a'} {result.tunnel.provider} tunnel: use the board's 'Public link' button (the link carries its secret)"
             )

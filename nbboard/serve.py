@@ -9,8 +9,8 @@ so that nbboard can act from inside TensorBoard's own process:
 - the standby (``python -m nbboard.standby``) prepares TensorBoard the same
   way ahead of time and then runs the next board's arguments through
   :func:`run_tensorboard`;
-- :data:`MIDDLEWARES` wrap TensorBoard's WSGI app (e.g. a watchdog that notes
-  the time of each request).
+- :data:`MIDDLEWARES` (a tuple, set before a run) and each run's own wrappers
+  (the idle watchdog, the shared-code origin) wrap TensorBoard's WSGI app.
 
 Everything else is TensorBoard's own ``main``: same flags, same output, same
 exit codes, same ``%tensorboard`` info file, written safely (:mod:`nbboard.tbinfo`).
@@ -27,14 +27,13 @@ from typing import Any
 #: A WSGI application, as werkzeug calls it.
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
-#: Wrappers applied to TensorBoard's WSGI app, first one innermost. Each takes the
-#: app and returns an app; add one before :func:`run_tensorboard` runs.
-MIDDLEWARES: list[Callable[[WSGIApp], WSGIApp]] = []
+#: Wrappers applied to TensorBoard's WSGI app, first one innermost. Each takes the app and returns an app.
+#: A tuple, replaced (never appended to) before :func:`run_tensorboard` runs: a run's own wrappers live in
+#: that run only, so running twice in one process never stacks them (issue 20, item 9).
+MIDDLEWARES: tuple[Callable[[WSGIApp], WSGIApp], ...] = ()
 
 #: The line the board prints when TensorBoard's main returns or exits; the launcher reads the code back.
 EXIT_PREFIX = "nbboard: TensorBoard exited with code "
-#: Set once TensorBoard builds its server, which stops the early TCP_NODELAY watcher.
-_STARTED: list[Any] = []
 
 
 def command() -> list[str]:
@@ -60,9 +59,9 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join([*current, root])}
 
 
-def wrap(app: WSGIApp) -> WSGIApp:
-    """``app`` inside every middleware of :data:`MIDDLEWARES`."""
-    for middleware in MIDDLEWARES:
+def wrap(app: WSGIApp, middlewares: Sequence[Callable[[WSGIApp], WSGIApp]] = ()) -> WSGIApp:
+    """``app`` inside every middleware of :data:`MIDDLEWARES`, then inside ``middlewares`` (one run's own)."""
+    for middleware in (*MIDDLEWARES, *middlewares):
         app = middleware(app)
     return app
 
@@ -224,20 +223,34 @@ def warm_assets(provider: Callable[[], Any] | None, background: bool = False) ->
     return bool(built)
 
 
-def _make_server(wsgi_app: WSGIApp, flags: Any) -> Any:
+class _Run:
+    """What one :func:`run_tensorboard` adds to TensorBoard: its wrappers, and the event that stops its early
+    TCP_NODELAY watcher. Handed to TensorBoard as its server factory, so nothing of a run outlives it."""
+
+    def __init__(self, middlewares: Sequence[Callable[[WSGIApp], WSGIApp]]) -> None:
+        import threading
+
+        self.middlewares = tuple(middlewares)
+        self.started = threading.Event()
+
+    def __call__(self, wsgi_app: WSGIApp, flags: Any) -> Any:
+        return _make_server(wsgi_app, flags, self)
+
+
+def _make_server(wsgi_app: WSGIApp, flags: Any, run: _Run | None = None) -> Any:
     """TensorBoard's own server factory, called once its data server answers: the moment to fix its sockets."""
     from tensorboard import program
 
     from . import nodelay
 
-    for started in _STARTED:
-        started.set()  # the early watcher's work is done or moot: this pass covers every socket
+    if run is not None:
+        run.started.set()  # the early watcher's work is done or moot: this pass covers every socket
     try:
         outcome = nodelay.apply_to_children()
     except Exception as e:  # noqa: BLE001 - never let the optimisation stop the board
         outcome = nodelay.Outcome(False, f"{type(e).__name__}: {e}")
     print(outcome.line(), flush=True)
-    return program.create_port_scanning_werkzeug_server(wrap(wsgi_app), flags)
+    return program.create_port_scanning_werkzeug_server(wrap(wsgi_app, run.middlewares if run else ()), flags)
 
 
 def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
@@ -251,19 +264,21 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
 
     tbinfo.install()  # TensorBoard's own writer follows links planted in the shared info directory
     args, idle_seconds = idle.split_flag(args)
+    own: list[Callable[[WSGIApp], WSGIApp]] = []
     if idle_seconds:
         watchdog = idle.Watchdog(idle_seconds, idle.stop_this_board)
-        MIDDLEWARES.append(watchdog.middleware)  # its clock starts once TensorBoard builds its app
+        own.append(watchdog.middleware)  # its clock starts once TensorBoard builds its app
     from . import sharedcode
 
     if sharedcode.enabled():
-        MIDDLEWARES.append(sharedcode.middleware)  # one code origin for every board (issue 18)
+        own.append(sharedcode.middleware)  # one code origin for every board (issue 18)
     tensorboard = tensorboard if tensorboard is not None else prepare()
+    run = _Run(own)
+    if getattr(tensorboard, "server_class", None) is _make_server:  # prepare()'s hooks: this run's, not a global
+        tensorboard.server_class = run
     sys.argv = ["tensorboard", *args]
     code: Any = 0
-    started = threading.Event()
-    _STARTED.append(started)
-    threading.Thread(target=nodelay.watch_children, args=(started,), daemon=True, name="nbboard-nodelay").start()
+    threading.Thread(target=nodelay.watch_children, args=(run.started,), daemon=True, name="nbboard-nodelay").start()
     try:
         app.run(tensorboard.main, flags_parser=tensorboard.configure)
     except base_plugin.FlagsError as e:

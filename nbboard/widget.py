@@ -1,82 +1,46 @@
-"""The board widget: synced state only; js/board.js draws it and resolves its URL.
+"""The board widget: synced state only; js/board.js (over the shared js/view.js) draws it and resolves its URL.
 
-Python never guesses the browser-side URL: the front end knows whether it is
-on localhost, behind jupyter-server-proxy or in Colab. Buttons that need the
-kernel (Stop, Close link) arrive as custom messages and run the callbacks the
-owner handed in (:class:`nbboard.embed.Board`); this module knows no API.
+Python never guesses the browser-side URL: the kernel hands the front end the
+host's routes (:mod:`nbboard.hosts`), and the browser tries them. Buttons
+that need the kernel (Stop, Close link) arrive as custom messages and run the
+callbacks the owner handed in (:class:`nbboard.embed.Board`); this module
+knows no API. The state and action names are :mod:`nbboard.boardview`'s.
 """
 
 from __future__ import annotations
 
 import html
-import os
-import re
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
+from . import frontend
+from .boardview import Action, BoardState, Status
 from .instance import Instance
 from .links import http_link
 
 
-def _static(name: str) -> Path:
-    """The front end: ``nbboard/static`` in a wheel, ``js/`` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "static" / name, here.parent / "js" / name):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"nbboard's front end {name} is missing; reinstall nbboard")
+class BoardWidget(anywidget.AnyWidget, BoardState):
+    # anywidget hands _esm to the browser as one module: js/board.js with js/view.js inlined (frontend.module).
+    _esm = frontend.module("board.js")
+    _css = frontend.static("board.css")
 
-
-#: ``import { … } from "./x.js";`` at the start of a line: a module of ``js/`` that board.js uses.
-_IMPORT = re.compile(r'^import \{[^}]*\} from "\./([a-z_]+\.js)";$', re.MULTILINE)
-
-
-def _module(name: str) -> str:
-    """``name`` with the modules it imports inlined: anywidget loads one ES module, with no path to import from
-    (the browser tests load js/ as it is, imports and all)."""
-    return _IMPORT.sub(
-        lambda m: _static(m.group(1)).read_text(encoding="utf-8"), _static(name).read_text(encoding="utf-8")
-    )
-
-
-class BoardWidget(anywidget.AnyWidget):
-    _esm = _module("board.js")
-    _css = _static("board.css")
-
-    status = traitlets.Unicode("starting").tag(sync=True)  # starting | running | failed | stopped | stale | choose
-    port = traitlets.Int(0).tag(sync=True)
-    pid = traitlets.Int(0).tag(sync=True)
-    logdir = traitlets.Unicode("").tag(sync=True)
-    path_prefix = traitlets.Unicode("").tag(sync=True)
-    height = traitlets.Int(800).tag(sync=True)
-    started_at = traitlets.Float(0.0).tag(sync=True)
-    error = traitlets.Unicode("").tag(sync=True)
-    note = traitlets.Unicode("").tag(sync=True)
-    proxy_template = traitlets.Unicode("").tag(sync=True)
+    # Beyond BoardState (status, port, pid, logdir, …), what only the widget has:
+    # How this browser may reach the port, in order (nbboard.hosts.Host.routes_for).
+    routes = traitlets.List(traitlets.Dict()).tag(sync=True)
     # The public link carries its secret, and a front end may save synced state in the .ipynb ("save widget
     # state"): only whether a link is open is synced. The front end asks for the link itself with a custom
     # message when Public link is pressed (see _on_front_end_msg); the answer is never part of any output.
-    tunnel_url = traitlets.Unicode("")  # not synced
     tunnel_open = traitlets.Bool(False).tag(sync=True)
-    # Where the kernel runs, for a browser that cannot reach its loopback (set by embed.Board):
-    host_app = traitlets.Unicode("").tag(sync=True)  # "vscode" | "kaggle" | "colab" | "": a hint, the browser probes
-    kernel_user = traitlets.Unicode("").tag(sync=True)
-    kernel_host = traitlets.Unicode("").tag(sync=True)
-    remote_hint = traitlets.Unicode("").tag(sync=True)
     # Logdirs found when none was given (status "choose"): [{"path", "label", "detail"}], newest first;
     # the front end sets ``chosen`` to the path of the one the user picks.
     candidates = traitlets.List(traitlets.Dict()).tag(sync=True)
-    chosen = traitlets.Unicode("").tag(sync=True)  # embed.remote_hint: ssh -L line, local URL, tunnel
+    chosen = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, actions: dict[str, Callable[[], None]] | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
-        #: What the front end's buttons do, by message type ("stop", "close_tunnel").
-        self.actions: dict[str, Callable[[], None]] = dict(actions or {})
-        kwargs.setdefault("proxy_template", os.environ.get("TENSORBOARD_PROXY_URL", ""))
+        self.handle: Any = None
         super().__init__(**kwargs)
         self.on_msg(self._on_front_end_msg)
         self.observe(self._on_tunnel_url, names="tunnel_url")
@@ -87,26 +51,42 @@ class BoardWidget(anywidget.AnyWidget):
         self.tunnel_open = bool(change["new"])
 
     def show(self, instance: Instance) -> None:
-        """Point the board at a running instance."""
         self._url = instance.url
-        with self.hold_sync():
-            for name, value in instance.board_state().items():
-                setattr(self, name, value)
+        super().show(instance)
 
-    def fail(self, message: str) -> None:
-        with self.hold_sync():
-            self.error = message
-            self.status = "failed"
+    # -- the view protocol (boardview.BoardView): the bundle goes out raw, never the widget object:
+    # ipywidgets 7 displays a widget through ``_ipython_display_``, which ignores display_id, so an update
+    # would show the widget twice.
+
+    def display(self) -> None:
+        from IPython.display import display
+
+        data, metadata = self._repr_mimebundle_()
+        self.handle = display(data, metadata=metadata, raw=True, display_id=True)
+
+    def refresh(self) -> None:
+        """Re-send the bundle so the text/html fallback (nbconvert, no widgets) is current too."""
+        if self.handle is not None:
+            data, metadata = self._repr_mimebundle_()
+            self.handle.update(data, metadata=metadata, raw=True)
+
+    def show_again(self, height: int) -> bool:
+        """A new view of the same model: no new comm, no front-end code sent again."""
+        if self.comm is None:
+            return False
+        self.height = height
+        self.display()
+        return True
 
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict):
             return
-        if content.get("type") == "tunnel_url":  # Public link pressed: the link goes to that front end only
+        if content.get("type") == Action.TUNNEL_URL:  # Public link pressed: the link goes to that front end only
             url = http_link(self.tunnel_url)
             self.send(
-                {"type": "tunnel_url", "url": url}
+                {"type": Action.TUNNEL_URL, "url": url}
                 if url
-                else {"type": "tunnel_url", "error": "the public link is closed"}
+                else {"type": Action.TUNNEL_URL, "error": "the public link is closed"}
             )
             return
         action = self.actions.get(str(content.get("type")))
@@ -115,7 +95,7 @@ class BoardWidget(anywidget.AnyWidget):
 
     def fallback_html(self) -> str:
         """What front ends without widgets show (nbconvert, some editors)."""
-        if self.status == "running":
+        if self.status == Status.RUNNING:
             url = html.escape(self._url)
             return (
                 f'<div class="nbboard-fallback">TensorBoard for <code>{html.escape(self.logdir)}</code> on port {self.port} '
@@ -123,16 +103,12 @@ class BoardWidget(anywidget.AnyWidget):
             )
         return f"<div class='nbboard-fallback'>TensorBoard: {html.escape(self.status)} {html.escape(self.error or self.note)}</div>"
 
-    def bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(data, metadata) to publish raw: the same on ipywidgets 7 and 8 (see ``embed.Board._refresh``)."""
-        return self._repr_mimebundle_()
-
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
         data = dict(data or {})
         data["text/html"] = self.fallback_html()
-        if self.status == "running":
+        if self.status == Status.RUNNING:
             data["text/plain"] = f"TensorBoard running on port {self.port}: {self._url}"
         else:  # no port yet while starting ("port 0" read as a bug), none that matters once it failed
             detail = self.error or self.note

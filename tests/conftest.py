@@ -29,6 +29,7 @@ from tests.helpers import ARTIFACTS, standbys_under, tensorboards_under
 
 if TYPE_CHECKING:
     from tests.kernel import Kernel
+    from tests.localtunnel_server import LocaltunnelServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,6 +143,20 @@ def kernel(isolated: Path, tmp_path: Path) -> Iterator[Kernel]:
     k.text("%load_ext nbboard")
     yield k
     k.shutdown()
+
+
+@pytest.fixture
+def lt(isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocaltunnelServer]:
+    """A real localtunnel server on 127.0.0.1 that nbboard's localtunnel provider uses; stops every board after."""
+    from nbboard import api
+    from tests.localtunnel_server import LocaltunnelServer
+
+    server = LocaltunnelServer(tmp_path)
+    monkeypatch.setenv("NBBOARD_LOCALTUNNEL_HOST", server.url)
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    yield server
+    api.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

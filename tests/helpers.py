@@ -11,12 +11,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy, and return that; fail naming ``what`` after ``timeout``.
+
+    The one way the tests wait for something another process does: a deadline, never a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up after {timeout:g} s waiting for {what}"
+        time.sleep(interval)
+    return value
 
 
 #: nbboard's entry points: for boards (``python -m nbboard.serve <TensorBoard args>``) and for the standby

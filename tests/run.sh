@@ -63,5 +63,5 @@ matrix_status=0
 if [ "${NBBOARD_MATRIX:-$want_matrix}" = 1 ]; then
   python tests/matrix.py || matrix_status=$?
 fi
-python -m pytest -q "$@"
+python -m pytest -q --durations=20 "$@"
 exit "$matrix_status" # the main suite's failure has already stopped the script (set -e)

@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import psutil
 import pytest
 
 import nbboard
-from tests.browser import ForwardingProxy, JupyterServer, StaticSite, board_state_from_kernel, chromium, harness_page
-from tests.helpers import ROOT
+from nbboard import hosts
+from tests.browser import JupyterServer, StaticSite, board_state_from_kernel, chromium, harness_page
+from tests.helpers import ROOT, wait_until
 
 BOARD_CELL = "%board --logdir nbboard-demo/logs --height 600"
 
@@ -121,36 +121,10 @@ def static_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def _state(inst: nbboard.Instance, **overrides: object) -> dict:
     """The synced state the kernel would send for a running board."""
     state = {"status": "running", "port": inst.port, "pid": inst.pid, "logdir": inst.logdir, "height": 500}
-    state.update(started_at=inst.start_time, path_prefix="", proxy_template="", tunnel_open=False)
-    return {**state, **overrides}
-
-
-def test_colab_contract_uses_the_kernel_port_proxy(
-    isolated: Path, demo_logs: Path, static_site: tuple[str, Path], tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """Colab's front end cannot run here: this page stands in for it by providing
-    google.colab.kernel.proxyPort, the only Colab API board.js uses. It returns the URL of a
-    forwarding proxy to the real TensorBoard, as Colab's returns its own proxy's URL."""
-    inst = nbboard.start(str(demo_logs))
-    colab_proxy = ForwardingProxy(inst.port)
-    request.addfinalizer(colab_proxy.close)
-    base, site = static_site
-    prelude = (
-        "window.proxyCalls = [];\n"
-        "window.google = { colab: { kernel: { proxyPort: async (port, opts) => {\n"
-        "  window.proxyCalls.push(port);\n"
-        f'  return "http://127.0.0.1:{colab_proxy.port}/";\n'
-        "} } } };"
+    state.update(
+        started_at=inst.start_time, path_prefix="", tunnel_open=False, routes=hosts.by_name("notebook").routes_for({})
     )
-    state = _state(inst)
-    page_name = harness_page(site, "colab.html", state, prelude)
-    with chromium(tmp_path) as browser:
-        page = browser.new_page()
-        page.goto(base + page_name)
-        page.frame_locator("iframe.nbboard-frame").get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
-        assert page.evaluate("window.proxyCalls") == [inst.port]
-        assert page.locator(".nbboard-frame").get_attribute("src") == f"http://127.0.0.1:{colab_proxy.port}/"
-        assert "via Colab" in page.locator(".nbboard-details").inner_text()
+    return {**state, **overrides}
 
 
 def test_kaggle_board_says_what_to_do(
@@ -193,7 +167,8 @@ def test_proxy_template_from_the_environment_wins(
 ) -> None:
     inst = nbboard.start(str(demo_logs))
     base, site = static_site
-    state = _state(inst, proxy_template="http://127.0.0.1:%PORT%")
+    template = {"TENSORBOARD_PROXY_URL": "http://127.0.0.1:%PORT%"}  # as the kernel's environment would say
+    state = _state(inst, routes=hosts.by_name("notebook").routes_for(template))
     page_name = harness_page(site, "tpl.html", state)
     with chromium(tmp_path) as browser:
         page = browser.new_page()
@@ -242,10 +217,8 @@ def test_public_link_in_jupyterlab_with_widget_state_saved(
             assert popup.url.startswith(url.split("?", 1)[0])
             page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
             saved = work / "demo.ipynb"
-            deadline = time.monotonic() + 30
-            while not (states := _saved_board_states(saved)) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert states and states[-1]["status"] == "running"  # the board's widget state was saved...
+            states = wait_until(lambda: _saved_board_states(saved), "the saved notebook's board state", 30, 0.2)
+            assert states[-1]["status"] == "running"  # the board's widget state was saved...
             assert secret not in saved.read_text()  # ...without the secret, and no output carries it
     finally:
         nbboard.kill()

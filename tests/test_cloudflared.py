@@ -29,7 +29,7 @@ import requests
 import nbboard
 from nbboard import cli, registry
 from nbboard.errors import TunnelError
-from nbboard.tunnels import cloudflared, manager, providers
+from nbboard.tunnels import cloudflared_agent, manager, providers
 from tests.helpers import ROOT, nbboard_cli
 
 FAKE = ROOT / "tests" / "stubs" / "fake_cloudflared.py"
@@ -256,7 +256,7 @@ def test_auto_choice_ngrok_with_a_token_else_cloudflared_else_localtunnel(
     monkeypatch.delenv("NGROK_AUTHTOKEN")
     monkeypatch.delenv("NBBOARD_CLOUDFLARED_PATH")
     monkeypatch.setenv("PATH", _path_without_cloudflared())
-    monkeypatch.setattr(cloudflared, "RELEASE", cloudflared.Release("0", "http://127.0.0.1:9", {}))
+    monkeypatch.setattr(cloudflared_agent, "RELEASE", cloudflared_agent.Release("0", "http://127.0.0.1:9", {}))
     chosen, why = manager.choose_provider(None)
     assert chosen == "localtunnel" and "cloudflared is not installed" in why
     with pytest.raises(TunnelError, match="no cloudflared is installed"):
@@ -289,9 +289,13 @@ def test_help_texts_and_the_magic_read_the_provider_registry(agent: Path) -> Non
 
 
 def test_no_module_but_the_providers_names_a_provider() -> None:
-    """Adding a provider is one module: nothing else in nbboard spells a provider's name as a string."""
+    """Adding a provider is one module (with its own helpers, named after it: ``cloudflared_agent.py``): nothing
+    else in nbboard spells a provider's name as a string."""
     names = set(providers.NAMES)
-    own = {ROOT / "nbboard" / "tunnels" / f"{n}.py" for n in names} | {ROOT / "nbboard" / "tunnels" / "providers.py"}
+    tunnels = ROOT / "nbboard" / "tunnels"
+    own = {p for n in names for p in (*tunnels.glob(f"{n}.py"), *tunnels.glob(f"{n}_*.py"))} | {
+        tunnels / "providers.py"
+    }
     offenders = []
     for path in (ROOT / "nbboard").rglob("*.py"):
         if path in own:
@@ -363,9 +367,9 @@ def release_server() -> Iterator[_ReleaseServer]:
     server.stop()
 
 
-def _release(server: _ReleaseServer, sha256: str) -> cloudflared.Release:
+def _release(server: _ReleaseServer, sha256: str) -> cloudflared_agent.Release:
     asset = "cloudflared-test-asset"
-    return cloudflared.Release("test-1", server.url, {cloudflared.this_platform(): (asset, sha256)})
+    return cloudflared_agent.Release("test-1", server.url, {cloudflared_agent.this_platform(): (asset, sha256)})
 
 
 @pytest.fixture
@@ -383,13 +387,13 @@ def test_a_good_download_installs_caches_and_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     good = hashlib.sha256(FAKE.read_bytes()).hexdigest()
-    monkeypatch.setattr(cloudflared, "RELEASE", _release(release_server, good))
+    monkeypatch.setattr(cloudflared_agent, "RELEASE", _release(release_server, good))
     result = nbboard.tunnel(str(demo_logs), provider="cloudflared")
     assert release_server.hits == ["/download/test/cloudflared-test-asset"]
     err = capsys.readouterr().err
     assert "downloading cloudflared: 100% of" in err  # progress, as the bytes arrive
     assert any("downloaded into" in n and "sha256 verified" in n for n in result.notes)
-    cached = cloudflared.cache_path(cloudflared.RELEASE)
+    cached = cloudflared_agent.cache_path(cloudflared_agent.RELEASE)
     assert cached.is_file() and str(cached).startswith(os.environ["NBBOARD_HOME"])
     assert stat.S_IMODE(cached.stat().st_mode) == 0o700 and stat.S_IMODE(cached.parent.stat().st_mode) == 0o700
     assert any(r.get("argv", [""])[0] == str(cached) for r in _runs(nothing_installed))  # the cached copy ran
@@ -404,8 +408,8 @@ def test_a_good_download_installs_caches_and_runs(
     # A cached copy that changed since it was verified is not run: it is fetched (and checked) again.
     with open(cached, "ab") as f:
         f.write(b"\n# tampered\n")
-    assert cloudflared.find_agent() == (None, "")
-    assert cloudflared.install(cloudflared.RELEASE) == cached and len(release_server.hits) == 2
+    assert cloudflared_agent.find_agent() == (None, "")
+    assert cloudflared_agent.install(cloudflared_agent.RELEASE) == cached and len(release_server.hits) == 2
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == good
 
 
@@ -413,7 +417,7 @@ def test_a_bad_download_is_refused_and_nothing_runs(
     nothing_installed: Path, release_server: _ReleaseServer, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pinned = "0" * 64
-    monkeypatch.setattr(cloudflared, "RELEASE", _release(release_server, pinned))
+    monkeypatch.setattr(cloudflared_agent, "RELEASE", _release(release_server, pinned))
     with pytest.raises(TunnelError) as caught:
         nbboard.tunnel(str(demo_logs), provider="cloudflared")
     message = str(caught.value)
@@ -421,12 +425,12 @@ def test_a_bad_download_is_refused_and_nothing_runs(
     assert "NBBOARD_CLOUDFLARED_PATH" in message  # what to do instead
     assert release_server.hits == ["/download/test/cloudflared-test-asset"]
     assert _runs(nothing_installed) == []  # the stand-in never ran, not even for --version
-    cache = cloudflared.cache_path(cloudflared.RELEASE).parent
+    cache = cloudflared_agent.cache_path(cloudflared_agent.RELEASE).parent
     assert list(cache.iterdir()) == []  # nothing kept, not even the partial file
     assert _agents() == []
     # Refused again on the next try (nothing bad was cached as good).
     with pytest.raises(TunnelError, match="nbboard pins"):
-        cloudflared.install(cloudflared.RELEASE)
+        cloudflared_agent.install(cloudflared_agent.RELEASE)
     assert len(release_server.hits) == 2
 
 
@@ -434,22 +438,24 @@ def test_no_download_for_this_platform_or_offline_says_what_to_do(
     nothing_installed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(TunnelError, match="nbboard has no cloudflared download for") as caught:
-        cloudflared.install(cloudflared.Release("test-1", "http://127.0.0.1:9", {}))
+        cloudflared_agent.install(cloudflared_agent.Release("test-1", "http://127.0.0.1:9", {}))
     assert "NBBOARD_CLOUDFLARED_PATH" in str(caught.value)
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    release = cloudflared.Release("test-1", f"http://127.0.0.1:{dead}", {cloudflared.this_platform(): ("a", "0" * 64)})
+    release = cloudflared_agent.Release(
+        "test-1", f"http://127.0.0.1:{dead}", {cloudflared_agent.this_platform(): ("a", "0" * 64)}
+    )
     with pytest.raises(TunnelError, match="cannot download cloudflared") as caught:
-        cloudflared.install(release, timeout=5)
+        cloudflared_agent.install(release, timeout=5)
     assert "connection was refused" in str(caught.value) and "offline" in str(caught.value)
 
 
 def test_the_pinned_release_covers_the_platforms_the_issue_names() -> None:
     """linux amd64/arm64, macOS, Windows; each a sha256 of the version's own asset."""
-    release = cloudflared.RELEASE
+    release = cloudflared_agent.RELEASE
     assert set(release.assets) == {
         ("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64"), ("windows", "amd64"),
     }  # fmt: skip
@@ -480,28 +486,28 @@ def test_a_macos_archive_gives_up_its_cloudflared_only(
     good = tgz({"README.md": b"hi", "cloudflared": FAKE.read_bytes()})
     server = _ReleaseServer(good)
     try:
-        release = cloudflared.Release(
+        release = cloudflared_agent.Release(
             "test-tgz",
             server.url,
-            {cloudflared.this_platform(): ("cloudflared-test.tgz", hashlib.sha256(good).hexdigest())},
+            {cloudflared_agent.this_platform(): ("cloudflared-test.tgz", hashlib.sha256(good).hexdigest())},
         )
-        installed = cloudflared.install(release)
-        assert installed.read_bytes() == FAKE.read_bytes() and cloudflared.version(installed) == "2026.9.1"
+        installed = cloudflared_agent.install(release)
+        assert installed.read_bytes() == FAKE.read_bytes() and cloudflared_agent.version(installed) == "2026.9.1"
         assert sorted(p.name for p in installed.parent.iterdir()) == ["cloudflared", "cloudflared.sha256"]
     finally:
         server.stop()
     evil = tgz({"../cloudflared": b"#!/bin/sh\necho pwned\n", "bin/cloudflared": b"x"})
     server = _ReleaseServer(evil)
     try:
-        release = cloudflared.Release(
+        release = cloudflared_agent.Release(
             "test-evil",
             server.url,
-            {cloudflared.this_platform(): ("cloudflared-test.tgz", hashlib.sha256(evil).hexdigest())},
+            {cloudflared_agent.this_platform(): ("cloudflared-test.tgz", hashlib.sha256(evil).hexdigest())},
         )
         with pytest.raises(TunnelError, match="holds no cloudflared program"):
-            cloudflared.install(release)
-        assert list(cloudflared.cache_path(release).parent.iterdir()) == []
-        assert not (cloudflared.cache_path(release).parent.parent / "cloudflared").exists()
+            cloudflared_agent.install(release)
+        assert list(cloudflared_agent.cache_path(release).parent.iterdir()) == []
+        assert not (cloudflared_agent.cache_path(release).parent.parent / "cloudflared").exists()
     finally:
         server.stop()
 

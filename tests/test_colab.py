@@ -364,6 +364,30 @@ def test_the_kernel_callback_refuses_what_no_board_of_this_kernel_asked() -> Non
     assert stopped == ["stop"]
 
 
+def test_many_boards_keep_the_kernels_table_of_outputs_bounded() -> None:
+    """Issue 20, item 9: every board output registers its buttons with the kernel. A long session that shows
+    a board again and again (each re-run of a cell is a new output) must not keep every output alive: boards
+    that ended are forgotten at once, and only the newest ``KEEP_VIEWS`` outputs keep working buttons."""
+    import gc
+    import weakref
+
+    colab._views.clear()
+    made = []
+    for _ in range(1000):
+        view = colab.ColabView(actions={"stop": lambda: None}, status="running", pid=1, port=1)
+        made.append((view.view_id, weakref.ref(view)))
+    del view
+    gc.collect()
+    assert len(colab._views) == colab.KEEP_VIEWS
+    assert sum(ref() is not None for _, ref in made) == colab.KEEP_VIEWS  # the others' memory is freed
+    oldest, newest = made[0][0], made[-1][0]
+    assert "run the cell again" in colab.answer(oldest, "stop")["error"]
+    assert "html" in colab.answer(newest, "stop")
+    colab._views[newest].status = "stopped"  # ended: its output's Stop is disabled, nothing to answer for
+    assert newest not in colab._views and len(colab._views) == colab.KEEP_VIEWS - 1
+    colab._views.clear()
+
+
 def test_hostile_names_stay_text_in_the_output() -> None:
     view = colab.ColabView(logdir="</script><img src=x onerror=alert(1)>", status="failed", error="<b>&</b></SCRIPT>")
     page = view.html()
@@ -376,7 +400,9 @@ def test_the_colab_front_end_ships_inside_the_package() -> None:
     """From a wheel (tests/matrix.py sets NBBOARD_MATRIX_CHECKOUT) the script must come from nbboard/static."""
     import os
 
-    path = colab._static("colab_board.js")
+    from nbboard import frontend
+
+    path = frontend.static("colab_board.js")
     assert "google.colab.kernel" in path.read_text(encoding="utf-8")
     if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
         assert path == Path(colab.__file__).resolve().parent / "static" / "colab_board.js"

@@ -169,7 +169,7 @@ def test_only_a_plain_http_url_is_accepted_as_the_public_link(liar: Liar, demo_l
 
 def test_front_ends_follow_only_http_links() -> None:
     """The last line of defence, in the kernel and in the browser code: the widget's answer to Public link,
-    Colab's answer, and the ``httpLink`` check board.js applies before following what the kernel sent."""
+    Colab's answer, and the ``httpLink`` check both views (js/view.js) apply before following what the kernel sent."""
     from nbboard.widget import BoardWidget
 
     widget = BoardWidget()
@@ -186,7 +186,7 @@ def test_front_ends_follow_only_http_links() -> None:
     view.tunnel_url = "javascript:alert(1)"
     assert "not an http(s) URL" in colab.answer(view.view_id, "tunnel_url")["error"]
     script = (
-        f"import {{ httpLink }} from {json.dumps((ROOT / 'js' / 'board.js').as_uri())};"
+        f"import {{ httpLink }} from {json.dumps((ROOT / 'js' / 'view.js').as_uri())};"
         "const urls = ['javascript:alert(1)', ' JavaScript:alert(1)', 'data:text/html,x', 'vbscript:x', '',"
         " null, 'https://abc.loca.lt/?nbboard_token=x', 'http://abc.lt.test:8080/'];"
         "console.log(JSON.stringify(urls.map(httpLink)));"
@@ -210,7 +210,7 @@ def test_addresses_that_make_no_sense_are_refused(liar: Liar, demo_logs: Path, n
 def test_a_public_server_may_not_aim_the_tunnel_at_local_addresses() -> None:
     """A public server cannot run here, so the rule is checked on its own: a server may name an address no
     more local than its own. The end-to-end path is the one the loopback tests above take."""
-    from nbboard.tunnels.localtunnel import remote_allowed
+    from nbboard.tunnels.localtunnel_assign import remote_allowed
 
     public, private, loopback = (ipaddress.ip_address(a) for a in ("93.184.216.34", "10.1.2.3", "127.0.0.1"))
     table = {

@@ -1,17 +1,21 @@
 """The board where notebooks run beyond a local Jupyter: VS Code's webview, and a remote Jupyter without
 jupyter-server-proxy. Each renders the shipped js/board.js in headless Chromium for the synced state of a
-real board (a real kernel ran ``%board``, a real TensorBoard serves it)."""
+real board (a real kernel ran ``%board``, a real TensorBoard serves it). And the host records themselves
+(nbboard/hosts.py): what each is told, and which URLs its browser tries, in js/board.js run by node."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nbboard import embed
+from nbboard import embed, hosts
 from tests.browser import StaticSite, board_state_from_kernel, chromium_allowing_third_party_storage, harness_page
+from tests.helpers import ROOT
 
 MAP = "--host-resolver-rules=MAP %s 127.0.0.1"
 
@@ -48,7 +52,11 @@ def test_vscode_webview_shows_the_board_through_the_forwarded_port(
     port = state["port"]
     pages = {
         "hinted": harness_page(site.root, "vscode.html", state),
-        "unhinted": harness_page(site.root, "vscode-nohint.html", {**state, "host_app": ""}),
+        "unhinted": harness_page(
+            site.root,
+            "vscode-nohint.html",
+            {**state, "host_app": "", "routes": hosts.by_name("notebook").routes_for({})},
+        ),
     }
     with chromium_allowing_third_party_storage(tmp_path, (MAP % "vscode-webview.test",)) as context:
         page = context.new_page()
@@ -102,3 +110,99 @@ def test_remote_jupyter_without_proxy_gives_the_ssh_line_then_shows_the_board_on
         page.frame_locator("iframe.nbboard-frame").get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
         assert page.locator(".nbboard-frame").get_attribute("src") == f"http://127.0.0.1:{port}/"
         assert "via forwarded port" in page.locator(".nbboard-details").inner_text()
+
+
+# ---------------------------------------------------------------------------
+# Issue 20, item 7: a host is one record
+
+
+def _tried(routes: list[dict], page: str, base: str | None, port: int = 6006) -> list[str | None]:
+    """What js/board.js's routeUrl makes of each route on a page at ``page`` (Jupyter base URL ``base``)."""
+    config = "null" if base is None else json.dumps(json.dumps({"baseUrl": base}))
+    script = (
+        f"import {{ routeUrl }} from {json.dumps((ROOT / 'js' / 'board.js').as_uri())};"
+        f"const location = new URL({json.dumps(page)});"
+        f"const config = {config};"
+        "const document = { getElementById: () => (config === null ? null : { textContent: config }), body: null };"
+        f"const routes = {json.dumps(routes)};"
+        f"console.log(JSON.stringify(routes.map((r) => routeUrl(r, {port}, {{ location, document }}))));"
+    )
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_each_host_gets_the_urls_it_always_got() -> None:
+    """The candidate order board.js had built in, now each host's routes: direct on a local page, then
+    jupyter-server-proxy, then the browser's own loopback on a remote page (first on VS Code, never on Kaggle)."""
+    notebook, vscode, kaggle = (hosts.by_name(n).routes_for({}) for n in ("notebook", "vscode", "kaggle"))
+    local, remote = "http://localhost:8888/lab", "https://hub.example/user/me/lab"
+    assert [r["via"] for r in notebook] == ["direct", "jupyter-server-proxy", "forwarded port"]
+    assert _tried(notebook, local, "/") == ["http://localhost:6006/", "http://localhost:8888/proxy/6006/", None]
+    assert _tried(notebook, "http://[::1]:8888/", None) == ["http://127.0.0.1:6006/", None, None]
+    assert _tried(notebook, remote, "/user/me/") == [
+        None,
+        "https://hub.example/user/me/proxy/6006/",
+        "http://127.0.0.1:6006/",
+    ]
+    assert [r["via"] for r in vscode][0] == "forwarded port"
+    assert _tried(vscode, "vscode-webview://abc/index.html", None) == ["http://127.0.0.1:6006/", None, None]
+    assert "forwarded port" not in [
+        r["via"] for r in kaggle
+    ]  # Kaggle forwards nothing: no probe of the user's own ports
+    assert _tried(kaggle, "https://kkb-production.jupyter-proxy.kaggle.net/k/1/", None) == [None, None]
+
+
+def test_a_proxy_template_comes_first_and_is_used_as_is() -> None:
+    """TENSORBOARD_PROXY_URL, on any host, and a host's own template: the browser is not asked to probe it."""
+    routes = hosts.by_name("vscode").routes_for({"TENSORBOARD_PROXY_URL": "/user/me/proxy/%PORT%"})
+    assert routes[0] == {"via": "TENSORBOARD_PROXY_URL", "url": "/user/me/proxy/%PORT%", "page": "any",
+                         "probe": False, "same_origin": False}  # fmt: skip
+    assert _tried(routes[:1], "https://hub.example/lab", None) == ["/user/me/proxy/6006/"]
+
+
+def test_adding_a_host_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service that serves every port under its own path (SageMaker Studio's shape, say): one record, and
+    detection, the routes the widget gets, the hints and the offline hint follow from it."""
+    studio = hosts.Host(
+        "studio",
+        env=("STUDIO_TEST_MARKER",),
+        proxy_template="%ORIGIN%/jupyter/default/proxy/%PORT%/",
+        remote_hint="Studio shows ports at /jupyter/default/proxy/{port}/; or run {tunnel}.",
+        offline_hint="Studio's space has no internet: give its domain a NAT gateway",
+    )
+    monkeypatch.setattr(hosts, "HOSTS", (studio, *hosts.HOSTS))
+    environ = {"STUDIO_TEST_MARKER": "1"}
+    assert hosts.detect(environ, modules=()) is studio and hosts.detect({}, modules=()).name == "notebook"
+    routes = studio.routes_for(environ)
+    assert routes[0]["via"] == "studio" and routes[0]["probe"] is False
+    assert _tried(routes[:1], "https://d-1.studio.example/jupyter/default/lab", None) == [
+        "https://d-1.studio.example/jupyter/default/proxy/6006/"
+    ]
+    monkeypatch.setenv("STUDIO_TEST_MARKER", "1")
+    assert (
+        embed.remote_hint("studio", 6006, "me", "box")
+        == "Studio shows ports at /jupyter/default/proxy/6006/; or run %board --tunnel."
+    )
+    from nbboard.tunnels import providers
+
+    assert providers.offline_hint() == studio.offline_hint
+
+
+def test_kaggle_and_terminals_keep_their_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TENSORBOARD_PROXY_URL", raising=False)
+    assert embed.remote_hint("kaggle", 6006, "me", "box") == (
+        "Kaggle's browser cannot reach the kernel's ports: run %board --tunnel for a protected public link."
+    )
+    assert embed.tunnel_hint("terminal", 6006).splitlines()[-1] == (
+        "or run nbboard tunnel --port 6006 for a protected public link."
+    )
+    assert embed.tunnel_hint("notebook", 6006) == "" and embed.tunnel_hint("vscode", 6006) == ""
+    assert embed.tunnel_hint("kaggle", 6006).startswith("Kaggle's browser")
+    from nbboard.tunnels import providers
+
+    monkeypatch.setenv("KAGGLE_URL_BASE", "https://www.kaggle.com")
+    assert providers.offline_hint().startswith("this is Kaggle, whose notebooks start with Internet off")
+    monkeypatch.delenv("KAGGLE_URL_BASE")
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    assert providers.offline_hint().startswith("this machine may be offline")

@@ -70,8 +70,8 @@ def test_widget_stop_button_stops_the_process(kernel: Kernel, demo_logs: Path) -
         "from nbboard import embed\n"
         "import nbboard\n"
         "b = nbboard.display()\n"
-        "b.widget._on_front_end_msg(b.widget, {'type': 'stop'}, [])\n"
-        "print(b.widget.status, '|', b.widget.note)"
+        "b.view._on_front_end_msg(b.view, {'type': 'stop'}, [])\n"
+        "print(b.view.status, '|', b.view.note)"
     )
     assert out.startswith("stopped | stopped TensorBoard on port")
     assert tensorboards_serving(demo_logs) == []

@@ -29,7 +29,14 @@ import nbboard
 from nbboard import api, registry, serve, standby
 from nbboard.config import BoardConfig
 from nbboard.registry import StandbyRecord
-from tests.helpers import concurrent_starts, nbboard_cli, nodelay_flags, tensorboards_serving, tensorboards_under
+from tests.helpers import (
+    concurrent_starts,
+    nbboard_cli,
+    nodelay_flags,
+    tensorboards_serving,
+    tensorboards_under,
+    wait_until,
+)
 from tests.kernel import Kernel, widget_state
 
 LINUX = sys.platform.startswith("linux")
@@ -54,17 +61,10 @@ def _listed(pid: int) -> dict:
     return entry
 
 
-def _wait(predicate, timeout: float = 60, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
 def _ready_standby(config: BoardConfig | None = None) -> StandbyRecord:
     record = standby.ensure(config or BoardConfig())
     assert record is not None
-    _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="the standby to import TensorBoard")
+    wait_until(lambda: _standbys() and _standbys()[0].state == "ready", what="the standby to import TensorBoard")
     (ready,) = _standbys()
     return ready
 
@@ -198,7 +198,7 @@ def stamp(app):
             return start_response(status, headers + [("X-Seen-By", "test-middleware")], *rest)
         return app(environ, start)
     return wrapped
-s.MIDDLEWARES.append(stamp)
+s.MIDDLEWARES = (*s.MIDDLEWARES, stamp)
 """
 
 
@@ -210,6 +210,39 @@ def test_middlewares_wrap_the_real_board(
     inst = nbboard.start(str(demo_logs))
     for path in ("data/runs", "data/plugin/scalars/scalars?run=train&tag=loss", "index.html"):
         assert requests.get(inst.url + path, timeout=10).headers.get("X-Seen-By") == "test-middleware"
+
+
+def test_each_run_wraps_the_app_in_its_own_middlewares_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, item 9: a run's wrappers (here the idle watchdog) belong to that run. Before, every
+    ``run_tensorboard`` in a process appended to the module's list, so a second run served each request
+    through two watchdogs (and both clocks). TensorBoard's main is stood in for by a program that records the
+    server factory it would call: a real TensorBoard cannot run twice in one process."""
+    from nbboard import idle
+
+    class Program:
+        server_class = staticmethod(serve._make_server)  # as prepare() leaves it
+        factories: list = []
+
+        def configure(self, argv):  # type: ignore[no-untyped-def]
+            from absl import flags
+
+            flags.FLAGS.mark_as_parsed()  # as TensorBoard's own configure leaves absl
+            return argv
+
+        def main(self, _argv):  # type: ignore[no-untyped-def]
+            Program.factories.append(self.server_class)
+            return 0
+
+    monkeypatch.setattr(serve.sys, "argv", list(serve.sys.argv))
+    for _ in range(2):
+        assert serve.run_tensorboard([f"{idle.FLAG}=600", "--logdir", "x"], Program()) == 0
+    first, second = Program.factories
+    assert serve.MIDDLEWARES == ()
+    watchdogs = [[m for m in run.middlewares if isinstance(getattr(m, "__self__", None), idle.Watchdog)]
+                 for run in (first, second)]  # fmt: skip
+    assert first is not second and len(first.middlewares) == len(second.middlewares)
+    assert [len(w) for w in watchdogs] == [1, 1] and watchdogs[0][0].__self__ is not watchdogs[1][0].__self__
+    assert not first.started.is_set() and not second.started.is_set()
 
 
 def test_warmed_assets_are_exactly_tensorboards_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,7 +287,7 @@ def test_port_file_wait_ends_when_the_file_is_complete(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--port-file={port_file}"])
     try:
-        _wait(lambda: serve._child_port_file() == str(port_file), what="the child to show")
+        wait_until(lambda: serve._child_port_file() == str(port_file), what="the child to show")
         clock = Clock()
         serve._PromptSleep(clock).sleep(0.5)
         assert clock.slept == pytest.approx(0.5)  # no port file yet: the full sleep TensorBoard asked for
@@ -325,7 +358,7 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
     kernel = Kernel(tmp_path)
     try:
         kernel.text("%load_ext nbboard")
-        _wait(lambda: bool(_standbys()), what="%load_ext to start a standby")
+        wait_until(lambda: bool(_standbys()), what="%load_ext to start a standby")
         first = _standbys()[0]
         state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
         assert state["status"] == "running" and state["pid"] == first.pid
@@ -334,20 +367,20 @@ def test_a_stopped_board_is_replaced_by_a_new_standby(isolated: Path, demo_logs:
             "import nbboard\n"
             f"m = get_ipython().magics_manager.registry['BoardMagics']\n"
             f"b = m._boards[{first.pid}]\n"
-            "b.widget._on_front_end_msg(b.widget, {'type': 'stop'}, [])\n"
-            "print(b.widget.status)"
+            "b.view._on_front_end_msg(b.view, {'type': 'stop'}, [])\n"
+            "print(b.view.status)"
         )
         assert out.strip() == "stopped" and tensorboards_serving(demo_logs) == []
-        _wait(lambda: bool(_standbys()), what="a new standby after the Stop button")
+        wait_until(lambda: bool(_standbys()), what="a new standby after the Stop button")
         second = _standbys()[0]
         assert second.pid != first.pid
         other = tmp_path / "other"
         other.mkdir()
-        _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="the new standby")
+        wait_until(lambda: _standbys() and _standbys()[0].state == "ready", what="the new standby")
         state = widget_state(kernel.run(f"%board --logdir {other}"))
         assert state["pid"] == second.pid and [p.pid for p in tensorboards_serving(other)] == [second.pid]
         assert "stopped" in kernel.text(f"%board kill --port {state['port']}")
-        _wait(lambda: bool(_standbys()), what="a new standby after %board kill --port")
+        wait_until(lambda: bool(_standbys()), what="a new standby after %board kill --port")
         kernel.text("%board kill")  # everything: boards and the standby
         assert _standbys() == []
     finally:
@@ -361,16 +394,16 @@ def test_the_standby_is_refilled_once_a_board_took_it(isolated: Path, demo_logs:
     kernel = Kernel(tmp_path)
     try:
         kernel.text("%load_ext nbboard")
-        _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
+        wait_until(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
         first = _standbys()[0]
         state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
         assert state["status"] == "running" and state["pid"] == first.pid
         # What board.js sends once the browser has loaded TensorBoard in the board's frame.
         kernel.text(
             "m = get_ipython().magics_manager.registry['BoardMagics']\n"
-            f"m._boards[{first.pid}].widget._on_front_end_msg(None, {{'type': 'shown'}}, [])"
+            f"m._boards[{first.pid}].view._on_front_end_msg(None, {{'type': 'shown'}}, [])"
         )
-        _wait(
+        wait_until(
             lambda: [s.pid for s in _standbys() if s.state == "ready" and s.pid != first.pid] != [],
             what="a new standby after the first board took the last one",
         )
@@ -395,7 +428,7 @@ def test_reusing_a_board_leaves_the_standby_alone(isolated: Path, demo_logs: Pat
     kernel = Kernel(tmp_path)
     try:
         kernel.text("%load_ext nbboard")
-        _wait(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
+        wait_until(lambda: _standbys() and _standbys()[0].state == "ready", what="%load_ext's standby")
         waiting = _standbys()[0]
         state = widget_state(kernel.run(f"%board --logdir {demo_logs}"))
         assert state["pid"] == inst.pid
@@ -437,7 +470,7 @@ def test_kill_also_clears_a_standby_still_importing(isolated: Path) -> None:
 def test_standby_exits_by_itself_when_idle(isolated: Path) -> None:
     ready = _ready_standby(BoardConfig(standby_idle=3))
     proc = psutil.Process(ready.pid)
-    _wait(lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, what="the idle exit")
+    wait_until(lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, what="the idle exit")
     assert _standbys() == [] and not Path(ready.secret_file).exists() and not Path(ready.log_path).exists()
 
 
@@ -576,9 +609,11 @@ def test_a_hand_off_nobody_records_stops_itself(isolated: Path) -> None:
     assert handoff is not None and handoff.record.pid == ready.pid
     handoff.close()  # the starter died before recording the board
     proc = psutil.Process(ready.pid)
-    _wait(lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, what="the unrecorded board to stop")
+    wait_until(
+        lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, what="the unrecorded board to stop"
+    )
     assert "did not record it; stopping" in Path(ready.log_path).read_text()
-    _wait(lambda: tensorboards_under(isolated) == [], what="its data server to follow it")
+    wait_until(lambda: tensorboards_under(isolated) == [], what="its data server to follow it")
 
 
 def test_eight_concurrent_starts_with_a_standby_make_one_board(isolated: Path, demo_logs: Path) -> None:
@@ -592,5 +627,5 @@ def test_a_failing_board_from_a_standby_reports_its_exit(isolated: Path, demo_lo
     with pytest.raises(nbboard.NbboardError) as err:
         nbboard.start(str(demo_logs), extra_args=["--no_such_flag=1"])
     assert "no_such_flag" in str(err.value) and "exited with code 2" in str(err.value)
-    _wait(lambda: _gone(ready.pid), what="the failed board's exit")  # its interpreter may still be tearing down
+    wait_until(lambda: _gone(ready.pid), what="the failed board's exit")  # its interpreter may still be tearing down
     assert nbboard.list() == [] and _standbys() == []

@@ -2,8 +2,9 @@
 
 pyngrok passes ``PyngrokConfig.auth_token`` to the agent as ``--authtoken
 <token>``, visible to anyone who lists processes. nbboard clears that field
-and hands the token to the agent in its environment (``NGROK_AUTHTOKEN``,
-which the ngrok agent reads itself) instead. The agent gets a config of its
+and hands the token to the agent in the agent's own environment
+(``NGROK_AUTHTOKEN``, which the ngrok agent reads itself) instead, never
+through ``os.environ``. The agent gets a config of its
 own with request inspection off (see AGENT_CONFIG).
 """
 
@@ -129,8 +130,9 @@ async def open(gate_port: int, settings: providers.Settings) -> tuple[str, provi
     """An https endpoint to 127.0.0.1:``gate_port``, through an agent that only this tunnel uses.
 
     The token reaches the agent through its environment alone: the helper
-    holds it in memory, puts it in ``os.environ`` just while pyngrok starts
-    the agent, and removes it again (nbboard's other children never get it).
+    holds it in memory and hands it to the agent's ``Popen`` as ``env=``
+    (see :class:`_AgentPopen`); ``os.environ`` never holds it, so no other
+    child and no other thread ever sees it.
     """
     try:
         from pyngrok import conf
@@ -181,11 +183,33 @@ def agent_config_path(state_dir: Path, helper_pid: int) -> Path:
     return state_dir / f"ngrok-agent-{helper_pid}.yml"
 
 
+class _AgentPopen:
+    """pyngrok's ``subprocess``, except that what it starts (the ngrok agent) gets ``NGROK_AUTHTOKEN`` in its
+    own environment. pyngrok has no ``env`` option, and writing the token into ``os.environ`` from this worker
+    thread would hand it to every process the helper starts meanwhile (issue 20, item 9)."""
+
+    def __init__(self, token: str) -> None:
+        import subprocess
+
+        self._subprocess = subprocess
+        self._token = token
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._subprocess, name)
+
+    def Popen(self, *args: object, **kwargs: object) -> object:  # noqa: N802 - subprocess's own name
+        env = dict(kwargs.pop("env", None) or os.environ)  # type: ignore[call-overload]
+        env["NGROK_AUTHTOKEN"] = self._token
+        return self._subprocess.Popen(*args, env=env, **kwargs)  # type: ignore[call-overload]
+
+
 def _connect(cfg: object, local_port: int, token: str) -> str:
-    from pyngrok import ngrok
+    from pyngrok import ngrok, process
     from pyngrok.exception import PyngrokError, PyngrokNgrokError, PyngrokNgrokInstallError
 
-    os.environ["NGROK_AUTHTOKEN"] = token  # inherited by the agent pyngrok starts, and by nothing else
+    # The helper holds one tunnel, so this connect is the only user of pyngrok in its process.
+    plain = process.subprocess
+    process.subprocess = _AgentPopen(token)  # type: ignore[assignment]
     try:
         # An explicit upstream URL: pyngrok turns addr "127.0.0.1:P" into "http://localhost:127.0.0.1:P"
         # (caught by the stand-in agent test), and "localhost" may resolve to ::1, where the gate is not.
@@ -203,7 +227,7 @@ def _connect(cfg: object, local_port: int, token: str) -> str:
     except PyngrokError as e:
         raise TunnelError(f"ngrok failed: {_first_line(e)}") from None
     finally:
-        os.environ.pop("NGROK_AUTHTOKEN", None)
+        process.subprocess = plain
     return str(tunnel.public_url)
 
 

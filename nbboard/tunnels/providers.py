@@ -24,7 +24,6 @@ the CLI's ``--authtoken``, which saves ngrok's token through its module.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -137,21 +136,11 @@ def choose(provider: str | None) -> tuple[str, str]:
     return chosen.NAME, ""
 
 
-def on_kaggle() -> bool:
-    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.environ.get("KAGGLE_URL_BASE"))
-
-
 def offline_hint() -> str:
-    """The fix to suggest when a provider cannot be reached: it depends on where we run."""
-    if on_kaggle():
-        return (
-            "this is Kaggle, whose notebooks start with Internet off: turn Internet on in the notebook's settings "
-            "(the Settings panel, Internet toggle; it needs a phone-verified account), then run this again"
-        )
-    return (
-        "this machine may be offline, or a firewall or missing DNS blocks it: check the network "
-        "(set HTTPS_PROXY if you must go through a proxy), or try another --provider"
-    )
+    """The fix to suggest when a provider cannot be reached: it depends on the host (:mod:`nbboard.hosts`)."""
+    from .. import hosts
+
+    return hosts.offline_hint()
 
 
 def unreachable(what: str, cause: str) -> TunnelError:
@@ -194,3 +183,17 @@ def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | 
 def left(deadline: float) -> float:
     """Seconds until ``deadline`` (monotonic), never negative."""
     return max(0.0, deadline - time.monotonic())
+
+
+def network_cause(text: str) -> str:
+    """A network error, as a program printed it, in words a user can act on."""
+    low = text.lower()
+    if "no such host" in low or "name resolution" in low or "failed to resolve" in low or "getaddrinfo" in low:
+        return "its name does not resolve (DNS lookup failed)"
+    if "refused" in low:
+        return "the connection was refused"
+    if "timeout" in low or "timed out" in low:
+        return "no answer in time (a firewall may be dropping the traffic)"
+    if "unreachable" in low:
+        return "the network is unreachable"
+    return text.strip()[:200]

@@ -23,6 +23,7 @@ import nbboard
 from nbboard import registry, standby
 from nbboard.config import BoardConfig
 from nbboard.registry import StandbyRecord
+from tests.helpers import wait_until
 from tests.reliability import figures
 
 #: How much the standby's log may grow from all the garbage together ("a few KB").
@@ -31,13 +32,10 @@ MAX_GROWTH = 4096
 
 def _ready_standby() -> StandbyRecord:
     assert standby.ensure(BoardConfig()) is not None
-    deadline = time.monotonic() + 120
-    while True:
-        ready = [r for r in registry.read_standbys()[0] if r.state == "ready"]
-        if ready:
-            return ready[0]
-        assert time.monotonic() < deadline, "the standby never got ready"
-        time.sleep(0.05)
+    ready = wait_until(
+        lambda: [r for r in registry.read_standbys()[0] if r.state == "ready"], "the standby to get ready", timeout=120
+    )
+    return ready[0]
 
 
 def _line(message: dict, ascii_only: bool = True) -> bytes:
