@@ -7,17 +7,12 @@ can get wrong, with the fix in the message.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import psutil
-
-from . import inputs, janitor, launcher, liveness, logdirs, procs, registry, serve, standby
+from . import inputs, janitor, launcher, liveness, logdirs, procs, registry, reuse, serve, standby
 from .config import BoardConfig, get_default
 from .errors import (
     NbboardError,
@@ -34,7 +29,6 @@ from .logdirs import Logdir
 from .registry import (
     SOURCE_NBBOARD,
     SOURCE_TENSORBOARD,
-    BoardRecord,
     EndedRecord,
     Skipped,
     StandbyRecord,
@@ -64,12 +58,6 @@ class KillReport:
     removed_logs: int = 0
     standbys: tuple[StandbyRecord, ...] = ()
     ended: tuple[EndedRecord, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Checked:
-    instance: Instance
-    proc: psutil.Process | None
 
 
 # ---------------------------------------------------------------------------
@@ -126,35 +114,35 @@ def start(
     collect_garbage()
     stopped: list[Instance] = []
     with registry.lock(key, timeout=seconds + 30):
-        reusable, doomed = _settle_existing(key, port, restart, seconds)
+        reusable, doomed = reuse.settle_existing(key, port, restart, seconds)
         if reusable is not None:
             return reusable
         old_ports = {c.instance.port for c in doomed if c.proc is not None and c.instance.port}
         if port is None and restart and old_ports:
             port = max(old_ports)  # keep open browser tabs working after --restart
         if port is not None and port not in old_ports:
-            _ensure_port_free(port)  # before anything is stopped: a taken port must not cost the old board
+            reuse.ensure_port_free(port)  # before anything is stopped: a taken port must not cost the old board
         if restart and old_ports:
             registry.check_writable()  # nor a registry the new record cannot be written to
         for c in doomed:
             janitor.stop_and_forget(c.instance, c.proc)
             if c.proc is not None and restart:
                 stopped.append(c.instance)
-        result = launcher.launch(
-            command,
-            target.args,
-            target.display,
-            extra,
-            port=port,
+        spec = launcher.LaunchSpec(
+            command=tuple(command),
+            logdir_args=tuple(target.args),
+            logdir_display=target.display,
+            extra=tuple(extra),
             cache_key=key,
             timeout=seconds,
             bind_host=cfg.bind_host,
+            port=port,
             path_prefix=logdirs.flag_value(extra, "--path_prefix") or "",
             bind_publicly=logdirs.binds_publicly(extra),
             standby=standby.enabled(cfg),
-            standby_hook=standby_hook,
             idle_timeout=idle_seconds,
         )
+        result = launcher.launch(spec, standby_hook)
     try:
         return _launch_outcome(result, port)
     except NbboardError as e:
@@ -165,61 +153,6 @@ def start(
                 "run the same start without --restart to bring one back"
             )
         raise
-
-
-def _settle_existing(
-    key: str, port: int | None, restart: bool, timeout: float
-) -> tuple[Instance | None, list[_Checked]]:
-    """Reuse a live board with ``key``, or say which records of it to stop or drop; stops nothing itself.
-
-    Returns (a board to reuse, None otherwise; the boards and records to clear before launching).
-    The caller checks what can fail first, so that ``--restart`` never loses a board for nothing.
-    """
-    records, _ = registry.read_all()
-    doomed: list[_Checked] = []
-    for record in records:
-        if record.cache_key != key:
-            continue
-        checked, proc = liveness.check(record, start_timeout=timeout)
-        if checked.status == "starting" and not restart:
-            checked, proc = _wait_for_other_start(record, timeout)
-        if checked.status == "running" and not restart and (port is None or port == checked.port):
-            return dataclasses.replace(checked, reused=True), []
-        if checked.status == "running" and not restart:
-            continue  # same logdir on another port: a separate board the user asked for
-        doomed.append(_Checked(checked, proc))
-    return None, doomed
-
-
-def _wait_for_other_start(record: BoardRecord, timeout: float) -> tuple[Instance, psutil.Process | None]:
-    """A record still "starting" whose starter died (we hold its lock): give it its time."""
-    deadline = record.start_time + timeout
-    while True:
-        record = launcher.learn_port(record)
-        checked, proc = liveness.check(record, start_timeout=timeout)
-        if checked.status != "starting" or time.time() > deadline:
-            return checked, proc
-        time.sleep(0.05)
-
-
-def _ensure_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        in_use = s.connect_ex(("127.0.0.1", port)) == 0
-    if in_use:
-        raise PortInUseError(port, _port_owner(port))
-
-
-def _port_owner(port: int) -> str:
-    records, _ = registry.read_all()
-    for record in records:
-        if record.port == port:
-            return f"nbboard's board for {record.logdir} (pid {record.pid}; stop it with: nbboard kill --port {port})"
-    with contextlib.suppress(psutil.Error, OSError):
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                return f"{psutil.Process(conn.pid).name()} (pid {conn.pid})"
-    return ""
 
 
 def _launch_outcome(result: launcher.LaunchResult, port: int | None) -> Instance:
@@ -246,31 +179,34 @@ def scan() -> Scan:
     """Check every record of both registries; changes nothing.
 
     Stale records stay listed (marked "stale", with the reason) until
-    :func:`collect_garbage` runs, which ``start`` and ``kill`` do.
+    :func:`collect_garbage` runs, which ``start`` and ``kill`` do. A board
+    whose starter died before it read the port is listed with the port the
+    board told (:func:`launcher.learned`); only a start or a kill records it.
     """
-    checked, _, skipped = _check_all()
+    checked, _, skipped = _check_all(record_learned=False)
     ended, ended_skipped = registry.read_ended()
     return Scan(tuple(c.instance for c in checked), skipped + tuple(ended_skipped), tuple(ended), standby.running())
 
 
-def _check_all() -> tuple[list[_Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
+def _check_all(record_learned: bool = True) -> tuple[list[reuse.Checked], dict[int, TunnelRecord], tuple[Skipped, ...]]:
     """Every record checked, oldest first, with live tunnels attached; the tunnel records
-    left over (their helper or board is gone); and the registry files skipped."""
+    left over (their helper or board is gone); and the registry files skipped. What a starting
+    board told since its starter died is recorded only if ``record_learned``."""
     records, skipped = registry.read_all()
     tb_records, tb_skipped = registry.read_tensorboard_registry()
     tunnels, tunnel_skipped = registry.read_tunnels()
     ours = {r.pid for r in records}
-    checked: list[_Checked] = []
+    checked: list[reuse.Checked] = []
     for record in records + [r for r in tb_records if r.pid not in ours]:
         if record.state == "starting" and record.source == SOURCE_NBBOARD:
-            record = launcher.learn_port(record)
+            record = launcher.learn_port(record) if record_learned else launcher.learned(record)
         inst, proc = liveness.check(record)
         tunnel = tunnels.pop(inst.pid, None)
         if tunnel is not None and proc is not None and tunnel_lifecycle.helper_process(tunnel) is not None:
             inst = dataclasses.replace(inst, tunnel=tunnel)
         elif tunnel is not None:
             tunnels[inst.pid] = tunnel  # its helper or its board is gone: garbage
-        checked.append(_Checked(inst, proc))
+        checked.append(reuse.Checked(inst, proc))
     checked.sort(key=lambda c: (c.instance.start_time, c.instance.pid))
     return checked, tunnels, tuple(skipped + tunnel_skipped + tb_skipped)
 

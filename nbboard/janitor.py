@@ -122,7 +122,7 @@ def _parent_pid(proc: psutil.Process) -> int:
 
 
 def _remove_orphan_logs() -> int:
-    """Logs nbboard named whose board or tunnel has no record any more."""
+    """Logs nbboard named whose board or tunnel has no record any more (and the status files of logs gone)."""
     records, _ = registry.read_all()
     tunnels, _ = registry.read_tunnels()
     in_use = {r.log_path for r in records} | {t.log_path for t in tunnels.values()}
@@ -135,4 +135,7 @@ def _remove_orphan_logs() -> int:
             if path.stat().st_mtime < recent:
                 path.unlink()
                 removed += 1
+    for sid in registry.status_files():  # a board's status goes with its log
+        if not (registry.logs_dir() / f"{sid}.log").exists():
+            registry.remove_status(sid)
     return removed

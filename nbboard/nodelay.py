@@ -40,21 +40,11 @@ class Outcome:
     detail: str
 
     def line(self) -> str:
-        """The line the board prints into its log, read back by the launcher (see :func:`parse`)."""
+        """The line the board prints into its log, for people (the launcher reads the board's status file)."""
         return f"{LINE_PREFIX}{'applied' if self.applied else 'not applied'}: {self.detail}"
 
 
 LINE_PREFIX = "nbboard: data server tcp_nodelay "
-
-
-def parse(text: str) -> Outcome | None:
-    """The outcome a board printed into its log, or None if it printed none."""
-    for line in reversed(text.splitlines()):
-        if line.startswith(LINE_PREFIX):
-            rest = line[len(LINE_PREFIX) :]
-            state, _, detail = rest.partition(": ")
-            return Outcome(state == "applied", detail)
-    return None
 
 
 def disabled_reason() -> str:

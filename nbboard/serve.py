@@ -10,7 +10,10 @@ so that nbboard can act from inside TensorBoard's own process:
   way ahead of time and then runs the next board's arguments through
   :func:`run_tensorboard`;
 - :data:`MIDDLEWARES` (a tuple, set before a run) and each run's own wrappers
-  (the idle watchdog, the shared-code origin) wrap TensorBoard's WSGI app.
+  (the idle watchdog, the shared-code origin) wrap TensorBoard's WSGI app;
+- it tells its launcher what the launcher waits for (port, version, the
+  TCP_NODELAY outcome, the exit code) in one status file (:func:`report`); the
+  log stays for people.
 
 Everything else is TensorBoard's own ``main``: same flags, same output, same
 exit codes, same ``%tensorboard`` info file, written safely (:mod:`nbboard.tbinfo`).
@@ -32,8 +35,11 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 #: that run only, so running twice in one process never stacks them (issue 20, item 9).
 MIDDLEWARES: tuple[Callable[[WSGIApp], WSGIApp], ...] = ()
 
-#: The line the board prints when TensorBoard's main returns or exits; the launcher reads the code back.
+#: The line the board prints when TensorBoard's main returns or exits, for whoever reads its log.
 EXIT_PREFIX = "nbboard: TensorBoard exited with code "
+#: Set by the launcher in a board's environment (and by the standby for the board it becomes): the id under
+#: which this board reports its port, version, TCP_NODELAY and exit to its launcher (:mod:`nbboard.registry.status`).
+STATUS_VAR = "NBBOARD_STATUS"
 
 
 def command() -> list[str]:
@@ -250,7 +256,33 @@ def _make_server(wsgi_app: WSGIApp, flags: Any, run: _Run | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - never let the optimisation stop the board
         outcome = nodelay.Outcome(False, f"{type(e).__name__}: {e}")
     print(outcome.line(), flush=True)
-    return program.create_port_scanning_werkzeug_server(wrap(wsgi_app, run.middlewares if run else ()), flags)
+    server = program.create_port_scanning_werkzeug_server(wrap(wsgi_app, run.middlewares if run else ()), flags)
+    # The server is bound and listening: its port is final, and what the launcher probes next.
+    with contextlib.suppress(Exception):  # like the optimisation, the report never stops the board
+        from tensorboard import version
+
+        port = int(server.server_port)
+        report(port=port, version=version.VERSION, nodelay=outcome.applied, nodelay_note=outcome.detail)
+    return server
+
+
+def report(**fields: Any) -> None:
+    """Add ``fields`` (of :class:`nbboard.registry.BoardStatus`) to the status this board reports.
+
+    Only a board its launcher asked (:data:`STATUS_VAR`) reports; a failure to
+    write is left for the launcher to notice (it falls back to waiting), never
+    raised into TensorBoard.
+    """
+    sid = os.environ.get(STATUS_VAR, "")
+    if not sid:
+        return
+    import dataclasses
+
+    from . import registry
+
+    with contextlib.suppress(Exception):
+        current = registry.read_status(sid, os.getpid()) or registry.BoardStatus(pid=os.getpid())
+        registry.write_status(sid, dataclasses.replace(current, **fields))
 
 
 def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
@@ -283,15 +315,18 @@ def run_tensorboard(args: Sequence[str], tensorboard: Any = None) -> int:
         app.run(tensorboard.main, flags_parser=tensorboard.configure)
     except base_plugin.FlagsError as e:
         print(f"Error: {e}", file=sys.stderr)
-        code = 1
+        code, reason = 1, str(e)
     except SystemExit as e:
-        code = e.code
+        code, reason = e.code, ""
+    else:
+        reason = ""
     if code is None:
         code = 0
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
-        code = 1
+        code, reason = 1, str(code)
     print(f"{EXIT_PREFIX}{code}", flush=True)
+    report(exited=True, exit_code=code, exit_reason=reason)
     return code
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -226,3 +227,71 @@ def test_concurrent_starts_of_one_logdir_launch_one_board(isolated: Path, demo_l
     assert sum(s["reused"] for s in started) == 4
     assert len(tensorboards_serving(demo_logs)) == 1
     assert len(list(registry.boards_dir().glob("pid-*.json"))) == 1
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Every file and directory under ``root``: mode, size, mtime and content (no link followed)."""
+    found = {}
+    for here, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(here) / name
+            st = path.lstat()
+            data = path.read_bytes() if stat.S_ISREG(st.st_mode) else b""
+            found[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, data)
+    return found
+
+
+def test_list_changes_nothing_on_disk_and_a_start_records_what_the_board_told(isolated: Path, demo_logs: Path) -> None:
+    """`list` only reads, even where it used to write: a board whose starter was SIGKILLed before it read the
+    port (the record the crash loop in tests/reliability leaves) is listed with the port the board reported,
+    and not a byte, mode or time in NBBOARD_HOME changes; a home an older nbboard made, without a directory this
+    one adds, stays without it. The next start records the port."""
+    inst = nbboard.start(str(demo_logs))
+    orphaned = registry.write(
+        dataclasses.replace(inst.record, port=0, version="", state="starting", nodelay=False, nodelay_note="")
+    )
+    home = registry.ensure_home()
+    (home / "ended").rmdir()
+    before = _tree(home)
+    assert [(i.pid, i.port, i.status) for i in nbboard.api.scan().instances] == [(inst.pid, inst.port, "running")]
+    listed = nbboard_cli("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(b["pid"], b["port"]) for b in json.loads(listed.stdout)] == [(inst.pid, inst.port)]
+    assert _tree(home) == before
+    again = nbboard.start(str(demo_logs))
+    assert (again.pid, again.port, again.reused) == (inst.pid, inst.port, True)
+    assert registry.read_board(Path(orphaned.path)).port == inst.port
+
+
+def test_the_board_reports_through_a_private_status_file_and_it_goes_with_its_log(
+    isolated: Path, demo_logs: Path
+) -> None:
+    """The one channel from a board to its launcher: 0600, in this user's registry, named after the board's log."""
+    inst = nbboard.start(str(demo_logs))
+    sid = registry.status_id(inst.log_path)
+    path = registry.ensure_home() / "status" / f"{sid}.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    status = registry.read_status(sid, inst.pid)
+    assert status is not None and (status.port, status.version, status.nodelay_note) == (
+        inst.port,
+        inst.record.version,
+        inst.record.nodelay_note,
+    )
+    assert registry.read_status(sid, inst.pid + 1) is None  # another pid's word is not this board's
+    assert nbboard_cli("kill").returncode == 0
+    assert not path.exists() and not Path(inst.log_path).exists()
+
+
+def test_a_board_whose_starter_died_is_found_however_much_it_printed_since(isolated: Path, demo_logs: Path) -> None:
+    """The port of a board whose starter was killed before it read it comes from the board's status file, not
+    from its log: 20 KiB of output after the serving line (appended here as TensorBoard's or its data server's
+    warnings would be) once hid the port, so that `list` showed port 0 and the next start replaced a working
+    board."""
+    inst = nbboard.start(str(demo_logs))
+    registry.write(dataclasses.replace(inst.record, port=0, version="", state="starting"))
+    with open(inst.log_path, "a") as log:
+        log.write("W1202 warning: a run with an unreadable event file\n" * 400)
+    assert [(i.pid, i.port, i.status) for i in nbboard.api.scan().instances] == [(inst.pid, inst.port, "running")]
+    again = nbboard.start(str(demo_logs))
+    assert (again.pid, again.port, again.reused) == (inst.pid, inst.port, True)
+    assert len(tensorboards_serving(demo_logs)) == 1

@@ -2,11 +2,12 @@
 
 One module a job; this package re-exports them so callers say ``registry.X``:
 
-- :mod:`.records`: the four record types (board, tunnel, standby, ended note) and their one codec;
+- :mod:`.records`: the record types (board, tunnel, standby, ended note, a board's status) and their one codec;
 - :mod:`.home`: the 0700 directory and its subdirectories, never through a link;
 - :mod:`.atomic`: atomic 0600 writes, trusted reads, the temp files a crash leaves;
 - :mod:`.store`: one generic store, used for boards, tunnels, standbys and ended notes, with one rule
   for what a reader skips;
+- :mod:`.status`: the status file a board's own process writes for its launcher (port, version, exit);
 - :mod:`.tensorboard`: reading ``%tensorboard``'s own registry (its shared info directory);
 - :mod:`.locks`, :mod:`.logs`: start locks, and the logs of the processes nbboard starts.
 
@@ -17,12 +18,13 @@ whether a record still describes a running board.
 """
 
 from ..errors import RegistryError
-from . import atomic, home, locks, logs, records, store, tensorboard
+from . import atomic, home, locks, logs, records, status, store, tensorboard
 from .atomic import *  # noqa: F403
 from .home import *  # noqa: F403
 from .locks import *  # noqa: F403
 from .logs import *  # noqa: F403
 from .records import *  # noqa: F403
+from .status import *  # noqa: F403
 from .store import *  # noqa: F403
 from .tensorboard import *  # noqa: F403
 
@@ -33,6 +35,7 @@ __all__ = [
     *locks.__all__,
     *logs.__all__,
     *records.__all__,
+    *status.__all__,
     *store.__all__,
     *tensorboard.__all__,
 ]

@@ -7,6 +7,7 @@ the very directory that was checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -14,10 +15,10 @@ from pathlib import Path
 from .. import config
 from ..errors import RegistryError, shown
 
-__all__ = ["SUBDIRS", "boards_dir", "ensure_home", "locks_dir", "logs_dir", "private_tmp_dir"]
+__all__ = ["SUBDIRS", "boards_dir", "ensure_home", "existing_dir", "locks_dir", "logs_dir", "private_tmp_dir"]
 
 #: The registry directory's subdirectories; each is made private like the directory itself.
-SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "tmp")
+SUBDIRS = ("boards", "logs", "locks", "secrets", "tunnels", "standby", "ended", "status", "tmp")
 
 
 def ensure_home() -> Path:
@@ -43,12 +44,41 @@ def ensure_home() -> Path:
     return root
 
 
+def existing_dir(name: str) -> Path | None:
+    """The registry's subdirectory ``name`` to read from, or None if it does not exist (yet).
+
+    The checks of :func:`ensure_home` apply to the directory and every
+    subdirectory there is (RegistryError for a link, a file, another user's
+    directory), but nothing is created or tightened: readers such as ``list``
+    change nothing on disk.
+    """
+    root = config.home()
+    try:
+        _checked(root, root)
+        for sub in SUBDIRS:
+            with contextlib.suppress(FileNotFoundError):
+                _checked(root / sub, root)
+        _checked(root / name, root)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RegistryError(f"cannot read nbboard's registry directory {shown(root)}: {e.strerror or e}") from None
+    return root / name
+
+
 def _private_dir(path: Path, root: Path) -> None:
     """Make ``path`` a 0700 directory of this user, or raise RegistryError saying why it cannot be."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
+    st = _checked(path, root)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        _chmod_private(path, st)
+
+
+def _checked(path: Path, root: Path) -> os.stat_result:
+    """``path``'s lstat if it is a directory nbboard may use, else RegistryError saying why not."""
     st = os.lstat(path)
     which = "nbboard's registry directory" if path == root else "the registry's subdirectory"
     if _is_link(st):
@@ -80,8 +110,7 @@ def _private_dir(path: Path, root: Path) -> None:
             "directories you own",
             "set NBBOARD_HOME to a directory of your own, e.g. NBBOARD_HOME=~/.nbboard",
         )
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        _chmod_private(path, st)
+    return st
 
 
 def _user() -> str:

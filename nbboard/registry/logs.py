@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import RegistryError
 from .home import logs_dir
+from .status import remove_status, status_id
 
 __all__ = ["LOG_NAME", "new_log_path", "output_tail", "remove_log_file"]
 
@@ -22,9 +23,11 @@ def new_log_path(kind: str) -> str:
 
 
 def remove_log_file(log_path: str) -> None:
-    """Delete a log, only if it is one nbboard named, in nbboard's own logs directory."""
+    """Delete a log, only if it is one nbboard named, in nbboard's own logs directory, and the status its
+    board wrote (:mod:`.status`): nothing else reads one without the other."""
     if not log_path:
         return
+    remove_status(status_id(log_path))
     path = Path(log_path)
     with contextlib.suppress(OSError, RegistryError):
         if LOG_NAME.match(path.name) and path.parent.resolve() == logs_dir().resolve() and not path.is_symlink():

@@ -1,7 +1,8 @@
 """The records nbboard keeps on disk, and their one codec.
 
-Four frozen record types (a board, its tunnel, the standby, the note a board
-leaves when it stops itself) and one JSON codec derived from their fields.
+Five frozen record types (a board, its tunnel, the standby, the note a board
+leaves when it stops itself, and the status a board's own process reports)
+and one JSON codec derived from their fields.
 No I/O here: :mod:`nbboard.registry.store` reads and writes them.
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "SOURCE_NBBOARD",
     "SOURCE_TENSORBOARD",
     "BoardRecord",
+    "BoardStatus",
     "EndedRecord",
     "Skipped",
     "StandbyRecord",
@@ -88,6 +90,8 @@ class BoardRecord:
       nodelay_note: on which sockets, or why not.
       from_standby: it was nbboard's standby before it became this board (its argv names no logdir).
       idle_timeout: seconds without a request after which the board stops itself (0: never; see nbboard.idle).
+      reports_status: it runs nbboard's entry point, which reports to its launcher in a status file
+        (:class:`BoardStatus`); another command's board is read from its log.
       path: the record file (not stored).
     """
 
@@ -108,6 +112,7 @@ class BoardRecord:
     nodelay_note: str = ""
     from_standby: bool = False
     idle_timeout: float = 0.0
+    reports_status: bool = False
     path: str = field(default="", compare=False, metadata={"stored": False})
 
     @property
@@ -173,18 +178,49 @@ class StandbyRecord:
     path: str = field(default="", compare=False, metadata={"stored": False})
 
 
+@dataclass(frozen=True)
+class BoardStatus:
+    """What a board's own process says about itself (see :mod:`nbboard.serve`), read by whoever launched it.
+
+    Written by the board, never by a starter: it is the one channel from the
+    board to the launcher (the log is for people). A board started by another
+    command (``NBBOARD_TENSORBOARD``, or TensorBoard's plain entry point)
+    writes none.
+
+    Attributes:
+      pid: the board's process; a status naming another pid is not this board's.
+      port / version: where it serves and which TensorBoard it is, once it serves (0 and "" before).
+      nodelay: TCP_NODELAY was set on its data server's sockets (see :mod:`nbboard.nodelay`).
+      nodelay_note: on which sockets, or why not; "" until the board has tried.
+      exited / exit_code / exit_reason: TensorBoard's main returned (or exited) with that code, and why
+        when the board knows ("" otherwise: TensorBoard's own output in the log says it).
+      path: the status file (not stored).
+    """
+
+    pid: int
+    port: int = 0
+    version: str = ""
+    nodelay: bool = False
+    nodelay_note: str = ""
+    exited: bool = False
+    exit_code: int = 0
+    exit_reason: str = ""
+    path: str = field(default="", compare=False, metadata={"stored": False})
+
+
 # ---------------------------------------------------------------------------
 # One codec for every record type, derived from the dataclass fields (as
 # TensorBoard's manager.py derives its info format from TensorBoardInfo).
 
-R = TypeVar("R", BoardRecord, TunnelRecord, EndedRecord, StandbyRecord)
+R = TypeVar("R", BoardRecord, TunnelRecord, EndedRecord, StandbyRecord, BoardStatus)
+AnyRecord = BoardRecord | TunnelRecord | StandbyRecord | EndedRecord | BoardStatus
 
 
 def _stored_fields(cls: type) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)]
 
 
-def encode(record: BoardRecord | TunnelRecord | StandbyRecord | EndedRecord) -> str:
+def encode(record: AnyRecord) -> str:
     """The JSON text of a record: every stored field, tuples as lists, plus the schema number."""
     data: dict[str, Any] = {"schema": SCHEMA}
     for f in _stored_fields(type(record)):
@@ -239,8 +275,8 @@ def decode(cls: type[R], data: dict[str, Any], path: str = "") -> R:
     return record
 
 
-def check_ranges(record: BoardRecord | TunnelRecord | StandbyRecord | EndedRecord) -> None:
-    if isinstance(record, (BoardRecord, StandbyRecord, EndedRecord)) and (
+def check_ranges(record: AnyRecord) -> None:
+    if isinstance(record, (BoardRecord, StandbyRecord, EndedRecord, BoardStatus)) and (
         record.pid <= 0 or not 0 <= record.port <= 65535
     ):
         raise ValueError("pid or port out of range")

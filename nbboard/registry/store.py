@@ -27,7 +27,7 @@ from .. import config
 from ..errors import RegistryError
 from . import records
 from .atomic import read_trusted_json, write_private
-from .home import ensure_home
+from .home import ensure_home, existing_dir
 from .records import BoardRecord, EndedRecord, R, Skipped, StandbyRecord, TunnelRecord, decode, encode
 from .tensorboard import is_info_file
 
@@ -89,8 +89,11 @@ class Store(Generic[R]):
         """Every record this store can trust, by file name, and the files it skipped (see the module docstring)."""
         found: list[R] = []
         skipped: list[Skipped] = []
+        directory = existing_dir(self.subdir)  # reading creates nothing: ``list`` changes nothing on disk
+        if directory is None:
+            return found, skipped
         try:
-            entries = sorted(os.scandir(ensure_home() / self.subdir), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as e:
             raise RegistryError(f"cannot read nbboard's registry: {e.strerror or e}") from None
         for entry in entries:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import nbboard
-from nbboard import registry, standby
+from nbboard import handoff, registry, standby
 from nbboard.config import BoardConfig
 from nbboard.registry import StandbyRecord
 from tests.helpers import wait_until
@@ -179,5 +179,5 @@ def test_a_start_that_reaches_a_hostile_listener_falls_back_quietly(reply: bytes
 
         t = threading.Thread(target=answer)
         t.start()
-        assert standby._handshake(server.getsockname()[1], "k" * 64, json.dumps({"args": []})) is None
+        assert handoff.connect(server.getsockname()[1], "k" * 64, json.dumps({"args": []})) is None
         t.join()
