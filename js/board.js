@@ -11,8 +11,10 @@
 //     for a page that came from elsewhere.
 // The first route that answers a probe wins; if none does, the board says it is unreachable from this browser
 // and how to fix it (the kernel's remote_hint: the ssh -L line, the local URL, %board --tunnel).
-// Shipped as is (no build step); nbboard/frontend.py inlines view.js, and anywidget loads it as an ES module.
+// Shipped as is (no build step); nbboard/frontend.py inlines view.js and frame_park.js, and anywidget loads it
+// as an ES module. A re-run of the cell shows the same live TensorBoard document again (js/frame_park.js).
 import { ACTION, STATUS, drawHeader, el, httpLink, makeFrame, message, statusMessage } from "./view.js";
+import { adopt, dropBoard, forget, keep } from "./frame_park.js";
 
 const PROBE_TIMEOUT_MS = 4000;
 
@@ -139,19 +141,48 @@ function render({ model, el: host }) {
     return s;
   }
 
+  let adopting = null; // stops waiting to move a parked frame into this view
+
+  function stopAdopting() {
+    if (adopting) adopting();
+    adopting = null;
+  }
+
   function show(box) {
+    stopAdopting();
+    forget(body.querySelector("iframe"));
     body.replaceChildren(box);
     shownFor = null;
   }
 
   function showIframe(url) {
-    if (shownFor === url && body.querySelector("iframe")) return;
-    const frame = makeFrame(url, model.get("port"), model.get("height"));
-    // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
-    // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
-    frame.addEventListener("load", () => model.send({ type: ACTION.SHOWN }), { once: true });
-    body.replaceChildren(frame);
+    if (shownFor === url && (adopting || body.querySelector("iframe"))) return;
+    stopAdopting();
+    forget(body.querySelector("iframe"));
     shownFor = url;
+    // The same board's frame from this cell's previous output (a re-run, a kernel restart): no reload.
+    body.replaceChildren();
+    adopting = adopt(model, url, body, (frame) => {
+      adopting = null;
+      showFrame(url, frame);
+      if (frame) model.send({ type: ACTION.SHOWN });
+    });
+    if (!adopting) showFrame(url, null);
+  }
+
+  function showFrame(url, adopted) {
+    let frame = adopted;
+    if (frame) {
+      frame.title = `TensorBoard on port ${model.get("port")}`;
+      frame.style.height = `${model.get("height")}px`;
+    } else {
+      frame = makeFrame(url, model.get("port"), model.get("height"));
+      // Tell the kernel once the browser has loaded TensorBoard here: it prepares the next standby after that,
+      // not while this browser is still busy with TensorBoard's 6 MB of JavaScript.
+      frame.addEventListener("load", () => model.send({ type: ACTION.SHOWN }), { once: true });
+      body.replaceChildren(frame);
+    }
+    keep(frame, host, model, url);
   }
 
   async function ensureUrl() {
@@ -272,6 +303,7 @@ function render({ model, el: host }) {
   const onChange = () => {
     if (model.get("status") !== STATUS.RUNNING) {
       resolved = null;
+      dropBoard(model); // a stopped board's frame is never shown again
     }
     update();
   };
@@ -311,6 +343,8 @@ function render({ model, el: host }) {
 
   return () => {
     clearInterval(ticker);
+    stopAdopting();
+    forget(body.querySelector("iframe")); // the view itself goes (its model closed): no re-run to keep it for
     model.off("change:status", onChange);
     model.off("change:port", onPort);
     model.off("change:height", onHeight);

@@ -241,7 +241,8 @@ mod.default.render({ model, el: document.getElementById("host") });
 
 def harness_page(site: Path, name: str, state: dict, prelude: str = "", head: str = "") -> str:
     """Write a page that renders the shipped js/board.js for ``state``; returns its name."""
-    for front_end in ("board.js", "view.js", "board.css"):  # anywidget's _esm (board.js imports view.js), _css
+    # anywidget's _esm (board.js imports view.js and frame_park.js), _css
+    for front_end in ("board.js", "view.js", "frame_park.js", "board.css"):
         if not (site / front_end).exists():
             shutil.copy(Path(__file__).resolve().parent.parent / "js" / front_end, site / front_end)
     public = {k: v for k, v in state.items() if not k.startswith("_")}  # not the widget's own _esm/_css

@@ -23,13 +23,14 @@ def test_the_front_end_ships_inside_the_package() -> None:
     package = Path(nbboard.__file__).resolve().parent
     checkout = Path(os.environ.get("NBBOARD_MATRIX_CHECKOUT") or package.parent)
     shipped = sorted(p.name for p in (checkout / "js").iterdir() if p.suffix in (".js", ".css"))
-    assert {"board.js", "view.js", "colab_board.js", "board.css"} <= set(shipped)
+    assert {"board.js", "view.js", "frame_park.js", "colab_board.js", "board.css"} <= set(shipped)
     for name in shipped:
         path = frontend.static(name)
         assert path.stat().st_size > 0, path
         if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
             assert path == package / "static" / name  # from the wheel, not from a js/ lying beside it
     assert "export default" in frontend.module("board.js") and "function drawHeader" in frontend.module("board.js")
+    assert "function adopt" in frontend.module("board.js")  # js/frame_park.js, inlined too
     assert "function drawHeader" in frontend.script("colab_board.js")
     if os.environ.get("NBBOARD_MATRIX_CHECKOUT"):
         checkout = Path(os.environ["NBBOARD_MATRIX_CHECKOUT"]).resolve()

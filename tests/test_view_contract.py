@@ -43,7 +43,7 @@ def test_view_js_mirrors_the_statuses_and_actions_python_declares() -> None:
     assert tuple(statuses.values()) == boardview.STATUSES and tuple(actions.values()) == boardview.ACTIONS
 
 
-@pytest.mark.parametrize("name", ["board.js", "colab_board.js", "view.js"])
+@pytest.mark.parametrize("name", ["board.js", "colab_board.js", "view.js", "frame_park.js"])
 def test_every_name_the_js_uses_is_declared_in_python(name: str) -> None:
     """No bare status or action string in the JS (each goes through STATUS/ACTION), every STATUS.X and
     ACTION.X exists, and every piece of state the JS reads is one the kernel sends."""

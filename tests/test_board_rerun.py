@@ -1,0 +1,228 @@
+"""A re-run board cell shows the same live TensorBoard document again (js/frame_park.js), in a real JupyterLab.
+
+Real: JupyterLab 4 and its kernels, TensorBoard, Debian's Chromium (headless, Playwright). Each test marks the
+board frame's window (a property only that document has) and counts the requests for the board's index page:
+the same document shown again keeps the mark and asks for nothing; a new load has neither. No timing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import nbboard
+from nbboard.demo import write_demo_logs
+from tests.browser import JupyterServer, chromium
+
+#: The notebook panel at ``path`` in the page (the main area may hold several).
+PANEL = """(path) => window.jupyterapp.shell.widgets('main') ? [...window.jupyterapp.shell.widgets('main')]
+  .find((w) => w.context && w.context.path === path) : null"""
+
+
+def _notebook(path: Path, *cells: str) -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None} for s in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb))
+
+
+@pytest.fixture
+def lab(isolated: Path, tmp_path: Path) -> Iterator[tuple[JupyterServer, Path]]:
+    work = tmp_path / "work"
+    work.mkdir()
+    server = JupyterServer(tmp_path, work)
+    try:
+        yield server, work
+    finally:
+        nbboard.kill()
+        server.stop()
+
+
+class Page:
+    """One JupyterLab page, driven the way a user would: open a notebook, run or clear a cell."""
+
+    def __init__(self, page: Any, server: JupyterServer) -> None:
+        self.page, self.server = page, server
+        #: every request for a board's index page, as "port"
+        self.index_requests: list[int] = []
+        page.on("request", self._seen)
+
+    def _seen(self, request: Any) -> None:
+        match = re.match(r"^http://127\.0\.0\.1:(\d+)/(\?.*)?$", request.url)
+        if match and int(match.group(1)) != self.server.port:
+            self.index_requests.append(int(match.group(1)))
+
+    def open(self, path: str, cells: int) -> None:
+        self.server.open_session(path)
+        self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", path)
+        self.page.wait_for_function(
+            f"(path) => {{ const p = ({PANEL})(path); return p && p.sessionContext.session"
+            f" && p.sessionContext.session.kernel && p.sessionContext.session.kernel.status === 'idle'"
+            f" && p.content.widgets.length === {cells}; }}",
+            arg=path,
+            timeout=120_000,
+        )
+
+    def command(self, path: str, cell: int, command: str) -> None:
+        """Run a notebook command on one cell, and wait for it (running: until the kernel answered)."""
+        self.page.evaluate(
+            f"""async ([path, cell, command]) => {{
+                const app = window.jupyterapp;
+                const panel = ({PANEL})(path);
+                app.shell.activateById(panel.id);
+                while (app.shell.currentWidget !== panel) await new Promise((r) => setTimeout(r, 50));
+                panel.content.activeCellIndex = cell;
+                panel.content.widgets[cell].node.scrollIntoView({{block: 'start'}});
+                // The board now in this cell's output is the old one: the checks below look for another.
+                for (const b of panel.content.widgets[cell].node.querySelectorAll('.nbboard')) b.dataset.old = '1';
+                await app.commands.execute(command);
+            }}""",
+            [path, cell, command],
+        )
+
+    def board_frame(self, path: str, cell: int) -> Any:
+        """The frame of the new board view in that cell's output, once TensorBoard shows the demo's "loss" card."""
+        handle = self.page.wait_for_function(
+            f"""([path, cell]) => {{
+                const node = ({PANEL})(path).content.widgets[cell].node;
+                const frame = node.querySelector('.jp-OutputArea .nbboard:not([data-old]) iframe.nbboard-frame');
+                return frame && frame.getBoundingClientRect().height > 0 ? frame : null;
+            }}""",
+            arg=[path, cell],
+            timeout=120_000,
+        )
+        frame = handle.as_element().content_frame()
+        frame.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
+        return frame
+
+    def parked(self) -> int:
+        return self.page.evaluate("() => document.querySelectorAll('#nbboard-parked-frames iframe').length")
+
+    def restart(self, path: str) -> None:
+        (session,) = [
+            s
+            for s in requests.get(self.server.base + "api/sessions", headers=self.server.headers, timeout=10).json()
+            if s["path"] == path
+        ]
+        url = self.server.base + f"api/kernels/{session['kernel']['id']}/restart"
+        requests.post(url, headers=self.server.headers, timeout=60).raise_for_status()
+        self.page.wait_for_function(
+            f"(path) => ({PANEL})(path).sessionContext.session.kernel.status === 'idle'", arg=path, timeout=60_000
+        )
+        time.sleep(1.0)  # the front end's widget manager handles the restart
+
+
+def _mark(frame: Any) -> None:
+    frame.evaluate("() => { window.__nbboardTestMark = 'the same document'; }")
+
+
+def _mark_of(frame: Any) -> str | None:
+    return frame.evaluate("() => window.__nbboardTestMark || null")
+
+
+def test_a_rerun_shows_the_same_document_and_no_other_board_or_notebook_gets_it(
+    lab: tuple[JupyterServer, Path], tmp_path: Path
+) -> None:
+    """Cell A's output cleared parks its frame; board B's new cell, and a second notebook showing the very same
+    board A, each load their own; re-running cell A then shows A's first document again, with no new request."""
+    server, work = lab
+    a, b = (write_demo_logs(tmp_path / f"logs-{n}", seed=i) for i, n in enumerate("ab"))
+    _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500", f"%board --logdir {b}")
+    _notebook(work / "two.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
+    with chromium(tmp_path) as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        lab_page = context.new_page()
+        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
+        lab_page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
+        )
+        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
+        page = Page(lab_page, server)
+        page.open("one.ipynb", 3)
+        page.command("one.ipynb", 0, "notebook:run-cell")
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        _mark(page.board_frame("one.ipynb", 1))
+        (board_a,) = nbboard.list()
+        assert page.index_requests == [board_a.port]
+
+        page.command("one.ipynb", 1, "notebook:clear-cell-output")
+        assert page.parked() == 1  # A's document, kept out of sight
+
+        page.command("one.ipynb", 2, "notebook:run-cell")
+        frame_b = page.board_frame("one.ipynb", 2)
+        board_b = next(i for i in nbboard.list() if i.pid != board_a.pid)
+        assert _mark_of(frame_b) is None and frame_b.url.startswith(f"http://127.0.0.1:{board_b.port}/")
+
+        page.open("two.ipynb", 2)
+        page.command("two.ipynb", 0, "notebook:run-cell")
+        page.command("two.ipynb", 1, "notebook:run-cell")  # the same board A, reused: another notebook
+        frame_a2 = page.board_frame("two.ipynb", 1)
+        assert [i.pid for i in nbboard.list() if i.port == board_a.port] == [board_a.pid]
+        assert _mark_of(frame_a2) is None and frame_a2.url.startswith(f"http://127.0.0.1:{board_a.port}/")
+        assert page.parked() == 1
+
+        requested = list(page.index_requests)
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        frame_a = page.board_frame("one.ipynb", 1)
+        assert _mark_of(frame_a) == "the same document"
+        assert page.index_requests == requested  # TensorBoard was not loaded again
+        assert page.parked() == 0
+        context.close()
+
+
+def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
+    lab: tuple[JupyterServer, Path], tmp_path: Path
+) -> None:
+    """Re-running the board cell keeps the document, and so does re-running it after a kernel restart; once
+    the board was stopped (from elsewhere: the old output still shows it), the re-run shows the new board,
+    loaded anew, and the stopped board's frame is gone from the page."""
+    server, work = lab
+    a = write_demo_logs(tmp_path / "logs-a")
+    _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
+    with chromium(tmp_path) as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        lab_page = context.new_page()
+        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
+        lab_page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
+        )
+        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
+        page = Page(lab_page, server)
+        page.open("one.ipynb", 2)
+        page.command("one.ipynb", 0, "notebook:run-cell")
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        _mark(page.board_frame("one.ipynb", 1))
+        (board,) = nbboard.list()
+
+        page.command("one.ipynb", 1, "notebook:run-cell")  # a re-run: the same board, the same document
+        assert _mark_of(page.board_frame("one.ipynb", 1)) == "the same document"
+
+        page.restart("one.ipynb")
+        page.command("one.ipynb", 0, "notebook:run-cell")
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        assert _mark_of(page.board_frame("one.ipynb", 1)) == "the same document"
+        assert page.index_requests == [board.port]
+
+        nbboard.kill(pid=board.pid)  # as `nbboard kill` in a terminal would: the output still shows the board
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        frame = page.board_frame("one.ipynb", 1)
+        (new,) = nbboard.list()
+        assert new.pid != board.pid
+        assert _mark_of(frame) is None and frame.url.startswith(f"http://127.0.0.1:{new.port}/")
+        assert page.index_requests[-1] == new.port
+        page.page.wait_for_function(  # the stopped board's frame is dropped, not kept out of sight
+            "() => !document.querySelector('#nbboard-parked-frames iframe')", timeout=30_000
+        )
+        context.close()
