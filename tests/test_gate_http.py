@@ -173,6 +173,21 @@ def test_http_1_0_is_served_and_its_connection_closed(echo_gate: GateThread) -> 
     assert Echo.seen[0]["path"] == "/ten" and Echo.seen[0]["headers"]["Host"].startswith("127.0.0.1:")
 
 
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_a_connection_header_naming_host_still_reaches_tensorboard(
+    echo_gate: GateThread, version: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Connection: host`` names Host as hop-by-hop; dropping it left the gate's request to TensorBoard without
+    Host, h11 refused to send it (LocalProtocolError), and the visitor got no answer while every such request
+    logged a traceback. Host is never hop-by-hop: the visitor's goes on."""
+    reply = raw(
+        echo_gate.gate.port, b"GET /h HTTP/" + version + b"\r\nHost: x\r\nConnection: host\r\n" + BEARER + b"\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert Echo.seen[0]["headers"]["Host"] == "x"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"] and echo_gate.errors == []
+
+
 def test_an_empty_line_before_a_request_is_ignored(echo_gate: GateThread) -> None:
     """RFC 9112 2.2 (a client may send a CRLF after a POST body), as before; h11 alone would answer 400."""
     reply = raw(echo_gate.gate.port, b"\r\nGET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + BEARER + b"\r\n")

@@ -274,14 +274,15 @@ def upstream() -> h11.Connection:
 
 
 def end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Headers without hop-by-hop ones, including those the Connection header names."""
+    """Headers without hop-by-hop ones, including those the Connection header names (but never Host: a
+    request without it cannot be sent on, ``Connection: host`` made h11 refuse the gate's own request)."""
     named = {
         token.strip().lower()
         for k, v in headers
         if k.lower() == "connection"
         for token in v.split(",")
         if token.strip()
-    }
+    } - {"host"}
     return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and k.lower() not in named]
 
 
