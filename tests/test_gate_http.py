@@ -194,6 +194,15 @@ def test_an_empty_line_before_a_request_is_ignored(echo_gate: GateThread) -> Non
     assert reply.startswith(b"HTTP/1.1 200") and Echo.seen[0]["path"] == "/after"
 
 
+def test_a_stream_of_empty_lines_is_refused_like_a_head_over_the_cap(echo_gate: GateThread) -> None:
+    """Empty lines before a request line are skipped, and were without bound: a visitor streaming CRLFs was
+    read until HEAD_TIMEOUT, each 64 KiB read costing the gate's one event loop a quadratic strip (35 ms of CPU
+    here, while every other visitor waits). They count towards MAX_HEAD now: 431 once past it, as a long head."""
+    reply = raw(echo_gate.gate.port, b"\r\n" * (gate_mod.MAX_HEAD // 2 + 1), timeout=5)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    assert b"Connection: close" in reply and Echo.seen == [] and echo_gate.errors == []
+
+
 def test_pipelined_requests_are_answered_in_order(echo_gate: GateThread) -> None:
     """Bytes after one request (the next request, already sent) carry over to the next h11 connection."""
     with connect(echo_gate) as s:

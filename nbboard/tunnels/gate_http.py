@@ -48,6 +48,7 @@ _TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, visible ASCII only: no sp
 _VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _DIGITS = re.compile(rb"[0-9]{1,15}")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([^\r]*?)[ \t]*(?=\r\n)", re.IGNORECASE)
+_EMPTY_LINES = re.compile(rb"(?:\r\n)*")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:;[^\r\n]*)?")  # h11 also allows whitespace before the CRLF
 _HOP_BY_HOP = {
     "connection",
@@ -190,13 +191,19 @@ class Visitor:
         self._sizes: list[int] = []  # the chunk sizes h11 read
         self._chunk = 0
         self._body = 0
+        self._blank = 0  # empty lines skipped before the request line
         if received:
             self.feed(received)
 
     def feed(self, data: bytes) -> None:
         if self.request is None and not self._raw:
-            while data.startswith(b"\r\n"):  # RFC 9112 2.2: empty lines before a request line are ignored
-                data = data[2:]  # (h11 refuses them; the gate accepted them before it used h11)
+            # RFC 9112 2.2: empty lines before a request line are ignored (h11 refuses them; the gate accepted
+            # them before it used h11). They count towards MAX_HEAD: a stream of them is no head that never ends.
+            blank = _EMPTY_LINES.match(data).end()
+            self._blank += blank
+            if self._blank > MAX_HEAD:
+                raise BadRequest(431, "headers too large")
+            data = data[blank:]
             if not data:
                 return
         self.conn.receive_data(data)
