@@ -25,6 +25,7 @@ const state =
     live: new Map(), // frame shown in a view -> { id: its identity, place: its parent } (parked when its output goes)
     parked: new Map(), // identity -> { frame, timer }
     guarded: new WeakSet(),
+    shelves: new WeakMap(), // document -> its container of parked frames
     scopes: new WeakMap(),
     nextScope: 1,
   });
@@ -57,17 +58,32 @@ function identity(model, url) {
   return JSON.stringify([scopeOf(model), boardOf(model), url, model.get("logdir")]);
 }
 
+/** The page's hidden container of parked frames, found by reference: never by its id, which a Markdown cell or
+ * an HTML output may claim too. Its hiding is inline and !important, so no stylesheet of the page can show it;
+ * paint containment clips even a descendant a stylesheet makes position:fixed. */
 function shelf(doc) {
-  let box = doc.getElementById("nbboard-parked-frames");
-  if (!box) {
+  if (!state.shelves) state.shelves = new WeakMap(); // a registry made by an older copy of this module
+  let box = state.shelves.get(doc);
+  if (!box || !box.isConnected) {
     box = doc.createElement("div");
     box.id = "nbboard-parked-frames";
     box.setAttribute("aria-hidden", "true");
     box.inert = true;
     // Off-screen and invisible, but laid out: the frame keeps its size, so nothing re-lays out when it returns.
-    box.style.cssText =
-      "position:fixed;left:-100000px;top:0;width:0;height:0;overflow:hidden;visibility:hidden;pointer-events:none";
+    const hidden = {
+      position: "fixed",
+      left: "-100000px",
+      top: "0",
+      width: "0",
+      height: "0",
+      overflow: "hidden",
+      contain: "paint",
+      visibility: "hidden",
+      "pointer-events": "none",
+    };
+    for (const [name, value] of Object.entries(hidden)) box.style.setProperty(name, value, "important");
     doc.body.append(box);
+    state.shelves.set(doc, box);
   }
   return box;
 }

@@ -226,3 +226,72 @@ def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
             "() => !document.querySelector('#nbboard-parked-frames iframe')", timeout=30_000
         )
         context.close()
+
+
+#: A Markdown cell (sanitized HTML: JupyterLab keeps ``id`` attributes and ``<style>``) that claims the id of the
+#: page's hidden container of parked frames, and a stylesheet that would show that container and its frames.
+HOSTILE_MARKDOWN = (
+    '<div id="nbboard-parked-frames" class="hostile">a Markdown cell</div>\n\n'
+    "<style>#nbboard-parked-frames, #nbboard-parked-frames iframe { position: fixed !important;"
+    " left: 0 !important; top: 0 !important; width: 600px !important; height: 400px !important;"
+    " visibility: visible !important; overflow: visible !important; z-index: 99999 !important; }</style>\n"
+)
+
+#: Does the frame show anywhere in the viewport? (a grid of points, each asked which element is on top)
+FRAME_ON_SCREEN = """(frame) => {
+    for (let x = 5; x < innerWidth; x += innerWidth / 24)
+        for (let y = 5; y < innerHeight; y += innerHeight / 24)
+            if (document.elementFromPoint(x, y) === frame) return true;
+    return false;
+}"""
+
+
+def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
+    lab: tuple[JupyterServer, Path], tmp_path: Path
+) -> None:
+    """An attack on the page's hidden container of parked frames: a Markdown cell (or any sanitized HTML
+    output, even of an untrusted notebook) holding an element with the container's id, and a stylesheet to
+    show it. The board's cleared output parks its frame out of sight all the same (never inside that cell,
+    nowhere on screen), and a re-run still shows the same document. (It held before frame_park.js found its
+    container by reference: JupyterLab 4's sanitizer renames ``id`` to ``data-jupyter-id`` and drops
+    ``<style>``; the test keeps nbboard from relying on that.)"""
+    server, work = lab
+    a = write_demo_logs(tmp_path / "logs-a")
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": HOSTILE_MARKDOWN},
+            *(
+                {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+                for s in ("%load_ext nbboard", f"%board --logdir {a} --height 300")
+            ),
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (work / "one.ipynb").write_text(json.dumps(nb))
+    with chromium(tmp_path) as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        lab_page = context.new_page()
+        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
+        lab_page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
+        )
+        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
+        page = Page(lab_page, server)
+        page.open("one.ipynb", 3)
+        lab_page.wait_for_function("() => document.querySelector('.jp-RenderedMarkdown .hostile')", timeout=60_000)
+        page.command("one.ipynb", 1, "notebook:run-cell")
+        page.command("one.ipynb", 2, "notebook:run-cell")
+        _mark(page.board_frame("one.ipynb", 2))
+
+        page.command("one.ipynb", 2, "notebook:clear-cell-output")
+        frame = lab_page.wait_for_function(
+            "() => [...document.querySelectorAll('iframe.nbboard-frame')].find((f) => !f.closest('.jp-OutputArea'))"
+        )
+        assert frame.evaluate("(f) => !f.closest('.jp-Cell') && !f.closest('.hostile')")  # not in the Markdown cell
+        assert not lab_page.evaluate(FRAME_ON_SCREEN, frame)
+
+        page.command("one.ipynb", 2, "notebook:run-cell")
+        assert _mark_of(page.board_frame("one.ipynb", 2)) == "the same document"
+        context.close()
