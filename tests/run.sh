@@ -24,7 +24,10 @@ home_before=$(mktemp)
 home_listing >"$home_before"
 check_home() {
   local status=$? added
-  added=$(home_listing | LC_ALL=C comm -13 "$home_before" - | grep -vxF "$HOME/.cache" || true) # pip cache's parent
+  # pip cache's parent; and rustup's settings file, which pip makes on a machine with rustup (its user agent
+  # runs `rustc --version`, and rustup's proxy writes ~/.rustup/settings.toml when HOME has none)
+  added=$(home_listing | LC_ALL=C comm -13 "$home_before" - |
+    grep -vxF -e "$HOME/.cache" -e "$HOME/.rustup" -e "$HOME/.rustup/settings.toml" || true)
   rm -f "$home_before"
   if [ -n "$added" ]; then
     echo "tests/run.sh: the run added these under HOME ($HOME), which the tests must leave alone:" >&2
