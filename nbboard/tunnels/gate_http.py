@@ -192,6 +192,7 @@ class Visitor:
         self._chunk = 0
         self._body = 0
         self._blank = 0  # empty lines skipped before the request line
+        self._searched = 0  # how much of the head has been searched for its end
         if received:
             self.feed(received)
 
@@ -211,6 +212,18 @@ class Visitor:
             self._raw += data
             if len(self._raw) > 2 * MAX_BODY:
                 raise BadRequest(413, "request body too large")
+        if self.request is None:
+            self._count_lines()
+
+    def _count_lines(self) -> None:
+        """Refuse a head of more than MAX_HEADERS lines once it is whole, before h11 parses them one by one:
+        64 KiB of ``a:b`` lines cost h11 34 ms of the event loop's CPU, counting them costs nothing (the
+        hand-written parser counted first too). Only bytes not yet searched are searched for the blank line."""
+        start = max(0, self._searched - 2)
+        self._searched = len(self._raw)
+        ends = [i for i in (self._raw.find(b"\n\n", start), self._raw.find(b"\n\r\n", start)) if i >= 0]
+        if ends and self._raw.count(b"\n", 0, min(ends)) > MAX_HEADERS:
+            raise BadRequest(431, "too many header lines")
 
     def next_event(self) -> Request | h11.Data | h11.EndOfMessage | type[h11.NEED_DATA]:
         """The next event; BadRequest on anything malformed. NEED_DATA: feed more."""
