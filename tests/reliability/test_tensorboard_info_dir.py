@@ -169,7 +169,10 @@ how, logdir = sys.argv[1], sys.argv[2]
 out = {}
 if how == "standby":
     assert standby.ensure(BoardConfig()) is not None
-    wait_until(lambda: [r for r in registry.read_standbys()[0] if r.state == "ready"], "the standby to get ready", 120)
+    deadline = time.monotonic() + 120
+    while not [r for r in registry.read_standbys()[0] if r.state == "ready"]:
+        assert time.monotonic() < deadline, "the standby never got ready"
+        time.sleep(0.05)
     out["standby_pid"] = registry.read_standbys()[0][0].pid
 try:
     inst = nbboard.start(logdir, config=BoardConfig(standby=how == "standby"))
