@@ -274,3 +274,18 @@ def test_a_head_trickled_a_byte_at_a_time_is_dropped(echo_gate: GateThread, monk
                 closed = True
         assert closed and time.monotonic() - t0 < 4
     assert Echo.seen == []
+
+
+def test_a_header_value_with_obs_text_reaches_tensorboard_byte_for_byte(echo_gate: GateThread) -> None:
+    """HTTP allows bytes 0x80-0xFF in a header value (obs-text), and h11 reads them; the gate forwarded headers as
+    text, which h11 could not encode again, so the owner's request got no answer and the gate logged a traceback
+    (found by the head fuzzer in a CI run)."""
+    with connect(echo_gate) as s:
+        s.sendall(
+            b"GET /label HTTP/1.1\r\nHost: x\r\nX-Label: caf\xe9 \xff\r\nConnection: close\r\n" + BEARER + b"\r\n"
+        )
+        buf = bytearray()
+        status, headers = read_head(s, buf)
+        assert status == 200
+        assert json.loads(read_body(s, buf, headers))["headers"]["X-Label"] == "caf\xe9 \xff"
+    assert echo_gate.errors == []

@@ -280,7 +280,10 @@ class Gate:
             if length or req.method in ("POST", "PUT", "PATCH"):
                 headers.append(("Content-Length", str(length)))
             headers.append(("Connection", "close"))
-            up_writer.write(up.send(h11.Request(method=req.method, target=req.target, headers=headers)) or b"")
+            # As bytes: a header value may carry obs-text (0x80-0xFF), which h11 passes on but cannot encode from str.
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+            request = h11.Request(method=req.method.encode("latin-1"), target=req.target.encode("latin-1"), headers=raw)
+            up_writer.write(up.send(request) or b"")
             if req.chunked:
                 up_writer.write(up.send(h11.Data(data=body)) or b"")
             else:
