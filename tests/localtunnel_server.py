@@ -77,4 +77,5 @@ class LocaltunnelServer:
         """Fetch ``path`` of a tunnel's public URL through this server, as a visitor would."""
         host = public_url.split("//", 1)[1].split("/", 1)[0]
         headers = {"Host": host, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        return requests.get(self.url + path, headers=headers, allow_redirects=False, timeout=30, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, headers=headers, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
