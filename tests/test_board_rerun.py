@@ -132,6 +132,17 @@ def _mark_of(frame: Any) -> str | None:
     return frame.evaluate("() => window.__nbboardTestMark || null")
 
 
+def _lab(browser: Any, server: JupyterServer) -> Page:
+    """JupyterLab, restored, in a new browser context."""
+    lab_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    lab_page.goto(f"{server.base}lab?reset&token={server.token}")
+    lab_page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
+    )
+    lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
+    return Page(lab_page, server)
+
+
 def test_a_rerun_shows_the_same_document_and_no_other_board_or_notebook_gets_it(
     lab: tuple[JupyterServer, Path], tmp_path: Path
 ) -> None:
@@ -142,14 +153,7 @@ def test_a_rerun_shows_the_same_document_and_no_other_board_or_notebook_gets_it(
     _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500", f"%board --logdir {b}")
     _notebook(work / "two.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
     with chromium(tmp_path) as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        lab_page = context.new_page()
-        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
-        lab_page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
-        )
-        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
-        page = Page(lab_page, server)
+        page = _lab(browser, server)
         page.open("one.ipynb", 3)
         page.command("one.ipynb", 0, "notebook:run-cell")
         page.command("one.ipynb", 1, "notebook:run-cell")
@@ -179,7 +183,7 @@ def test_a_rerun_shows_the_same_document_and_no_other_board_or_notebook_gets_it(
         assert _mark_of(frame_a) == "the same document"
         assert page.index_requests == requested  # TensorBoard was not loaded again
         assert page.parked() == 0
-        context.close()
+        page.page.context.close()
 
 
 def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
@@ -192,14 +196,7 @@ def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
     a = write_demo_logs(tmp_path / "logs-a")
     _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
     with chromium(tmp_path) as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        lab_page = context.new_page()
-        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
-        lab_page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
-        )
-        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
-        page = Page(lab_page, server)
+        page = _lab(browser, server)
         page.open("one.ipynb", 2)
         page.command("one.ipynb", 0, "notebook:run-cell")
         page.command("one.ipynb", 1, "notebook:run-cell")
@@ -225,7 +222,7 @@ def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
         page.page.wait_for_function(  # the stopped board's frame is dropped, not kept out of sight
             "() => !document.querySelector('#nbboard-parked-frames iframe')", timeout=30_000
         )
-        context.close()
+        page.page.context.close()
 
 
 #: A Markdown cell (sanitized HTML: JupyterLab keeps ``id`` attributes and ``<style>``) that claims the id of the
@@ -271,27 +268,20 @@ def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
     }
     (work / "one.ipynb").write_text(json.dumps(nb))
     with chromium(tmp_path) as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        lab_page = context.new_page()
-        lab_page.goto(f"{server.base}lab?reset&token={server.token}")
-        lab_page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=120_000
-        )
-        lab_page.evaluate("async () => { await window.jupyterapp.restored; }")
-        page = Page(lab_page, server)
+        page = _lab(browser, server)
         page.open("one.ipynb", 3)
-        lab_page.wait_for_function("() => document.querySelector('.jp-RenderedMarkdown .hostile')", timeout=60_000)
+        page.page.wait_for_function("() => document.querySelector('.jp-RenderedMarkdown .hostile')", timeout=60_000)
         page.command("one.ipynb", 1, "notebook:run-cell")
         page.command("one.ipynb", 2, "notebook:run-cell")
         _mark(page.board_frame("one.ipynb", 2))
 
         page.command("one.ipynb", 2, "notebook:clear-cell-output")
-        frame = lab_page.wait_for_function(
+        frame = page.page.wait_for_function(
             "() => [...document.querySelectorAll('iframe.nbboard-frame')].find((f) => !f.closest('.jp-OutputArea'))"
         )
         assert frame.evaluate("(f) => !f.closest('.jp-Cell') && !f.closest('.hostile')")  # not in the Markdown cell
-        assert not lab_page.evaluate(FRAME_ON_SCREEN, frame)
+        assert not page.page.evaluate(FRAME_ON_SCREEN, frame)
 
         page.command("one.ipynb", 2, "notebook:run-cell")
         assert _mark_of(page.board_frame("one.ipynb", 2)) == "the same document"
-        context.close()
+        page.page.context.close()
