@@ -143,10 +143,4 @@ def _cause(e: Exception, timeout: float) -> str:
         return "the TLS handshake failed (is a proxy intercepting https?)"
     if isinstance(e, requests.exceptions.ProxyError):
         return "the proxy in HTTPS_PROXY/HTTP_PROXY refused the connection"
-    if any(s in text for s in ("NameResolution", "Failed to resolve", "Name or service not known", "getaddrinfo")):
-        return "its name does not resolve (DNS lookup failed)"
-    if "refused" in text.lower():
-        return "the connection was refused"
-    if "unreachable" in text.lower():
-        return "the network is unreachable"
-    return e.__class__.__name__
+    return providers.network_cause(text, fallback=e.__class__.__name__)

@@ -185,10 +185,18 @@ def left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def network_cause(text: str) -> str:
-    """A network error, as a program printed it, in words a user can act on."""
+def network_cause(text: str, fallback: str | None = None) -> str:
+    """A network error, as a program printed it, in words a user can act on (else ``fallback``, else the text)."""
     low = text.lower()
-    if "no such host" in low or "name resolution" in low or "failed to resolve" in low or "getaddrinfo" in low:
+    resolve = (
+        "no such host",
+        "name resolution",
+        "nameresolution",
+        "failed to resolve",
+        "getaddrinfo",
+        "name or service not known",
+    )
+    if any(s in low for s in resolve):
         return "its name does not resolve (DNS lookup failed)"
     if "refused" in low:
         return "the connection was refused"
@@ -196,4 +204,4 @@ def network_cause(text: str) -> str:
         return "no answer in time (a firewall may be dropping the traffic)"
     if "unreachable" in low:
         return "the network is unreachable"
-    return text.strip()[:200]
+    return text.strip()[:200] if fallback is None else fallback
