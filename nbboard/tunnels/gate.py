@@ -58,6 +58,7 @@ from .gate_http import (
     upstream,
 )
 from .gate_pending import MAX_PENDING, HeardReader, Pending
+from .gate_upstream import Upstream, within
 
 __all__ = [
     "COOKIE",
@@ -111,7 +112,7 @@ class Gate:
         public_url: str = "",
     ) -> None:
         self.auth = Auth(secret, expires_at=expires_at, public_url=public_url)
-        self.upstream = (upstream_host, upstream_port)
+        self.upstream = Upstream(upstream_host, upstream_port)
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.on_request: Callable[[], None] | None = None
@@ -119,6 +120,7 @@ class Gate:
         self._pending = Pending()
         #: Every open connection, authenticated or not: closing the gate ends them all at once.
         self._connections: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()
 
     @property
     def evicted(self) -> int:
@@ -154,18 +156,24 @@ class Gate:
             self.server.close()
             for writer in list(self._connections):
                 writer.transport.abort()
+            self.upstream.close()
+            if self._serving:  # each ends at once (its connection is gone): closed means no connection is left
+                await asyncio.wait(list(self._serving), timeout=5)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.server.wait_closed(), 5)
+                await within(self.server.wait_closed(), 5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._pending.admit(reader, writer)
         self._connections.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
         trusted = False
         visitor = Visitor()
         try:
             while True:
                 try:
-                    req = await asyncio.wait_for(_head(reader, visitor), IDLE_TIMEOUT if trusted else HEAD_TIMEOUT)
+                    req = await within(_head(reader, visitor), IDLE_TIMEOUT if trusted else HEAD_TIMEOUT)
                 except BadRequest as e:
                     await self._refuse(reader, writer, e.status, e.reason + "\n")
                     return
@@ -194,6 +202,7 @@ class Gate:
         finally:
             self._pending.forget(writer)
             self._connections.discard(writer)
+            self._serving.discard(task)  # type: ignore[arg-type]
             if writer.transport.get_write_buffer_size():
                 writer.transport.abort()  # a visitor that stopped reading: do not wait for it
             else:
@@ -240,7 +249,7 @@ class Gate:
         drained = 0
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
             while drained < MAX_HEAD and (left := end - loop.time()) > 0:
-                data = await asyncio.wait_for(reader.read(65536), left)
+                data = await within(reader.read(65536), left)
                 if not data:
                     break
                 drained += len(data)
@@ -259,41 +268,43 @@ class Gate:
         continued = req.has_body and expect is not None and req.version == "HTTP/1.1"
         if continued:
             writer.writelines(visitor.send(h11.InformationalResponse(status_code=100, headers=[])))
+        streamed = not req.chunked  # a chunked body is read whole, then sent with its length
         body = b""
-        if req.chunked:
+        if not streamed:
             try:
                 body = b"".join([data async for data in _body(reader, visitor)])
             except BadRequest as e:
                 await self._refuse(reader, writer, e.status, e.reason + "\n")
                 return False
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.upstream), BODY_TIMEOUT)
+            up_reader, up_writer = await self.upstream.open(BODY_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
             await self._refuse(reader, writer, 502, "TensorBoard is not answering\n")
             return False
         try:
             up = upstream()
-            length = len(body) if req.chunked else req.length
-            headers = self.auth.strip(end_to_end(req.headers))
-            if req.header("host") is None:  # HTTP/1.0 may leave it out; h11 speaks HTTP/1.1 to TensorBoard
-                headers.insert(0, ("Host", f"{self.upstream[0]}:{self.upstream[1]}"))
-            if length or req.method in ("POST", "PUT", "PATCH"):
-                headers.append(("Content-Length", str(length)))
-            headers.append(("Connection", "close"))
-            # As bytes: a header value may carry obs-text (0x80-0xFF), which h11 passes on but cannot encode from str.
-            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-            request = h11.Request(method=req.method.encode("latin-1"), target=req.target.encode("latin-1"), headers=raw)
-            up_writer.write(up.send(request) or b"")
-            if req.chunked:
-                up_writer.write(up.send(h11.Data(data=body)) or b"")
-            else:
+            up_writer.write(up.send(self._upstream_request(req, req.length if streamed else len(body))) or b"")
+            if streamed:
                 async for data in _body(reader, visitor):
                     up_writer.write(up.send(h11.Data(data=data)) or b"")
                     await _pace(up_writer)
-            await asyncio.wait_for(up_writer.drain(), BODY_TIMEOUT)
+            elif body:
+                up_writer.write(up.send(h11.Data(data=body)) or b"")
+            await _pace(up_writer, 0)
             return await self._relay(visitor, up, up_reader, writer, continued)
         finally:
-            up_writer.transport.abort()
+            self.upstream.done(up_writer)
+
+    def _upstream_request(self, req: Request, length: int) -> h11.Request:
+        headers = self.auth.strip(end_to_end(req.headers))
+        if req.header("host") is None:  # HTTP/1.0 may leave it out; h11 speaks HTTP/1.1 to TensorBoard
+            headers.insert(0, ("Host", f"{self.upstream.address[0]}:{self.upstream.address[1]}"))
+        if length or req.method in ("POST", "PUT", "PATCH"):
+            headers.append(("Content-Length", str(length)))
+        headers.append(("Connection", "close"))
+        # As bytes: a header value may carry obs-text (0x80-0xFF), which h11 passes on but cannot encode from str.
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        return h11.Request(method=req.method.encode("latin-1"), target=req.target.encode("latin-1"), headers=raw)
 
     async def _relay(
         self, visitor: Visitor, up: h11.Connection, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -339,7 +350,7 @@ class Gate:
             unsent += visitor.send(event)
         unsent += visitor.send(h11.EndOfMessage())
         writer.writelines(unsent)
-        await asyncio.wait_for(writer.drain(), BODY_TIMEOUT)
+        await _pace(writer, 0)
         return visitor.keep_open
 
 
@@ -358,7 +369,7 @@ async def _body(reader: asyncio.StreamReader, visitor: Visitor):  # type: ignore
     """Yield the data of the request's body, as h11 reads it (BadRequest on malformed framing)."""
     while not isinstance(event := visitor.next_event(), h11.EndOfMessage):
         if event is h11.NEED_DATA:
-            data = await asyncio.wait_for(reader.read(CHUNK), BODY_TIMEOUT)
+            data = await within(reader.read(CHUNK), BODY_TIMEOUT)
             if not data:
                 raise asyncio.IncompleteReadError(b"", None)
             visitor.feed(data)
@@ -389,7 +400,7 @@ async def _upstream_event(
             unsent.clear()
             await _pace(writer)
         try:
-            data = await asyncio.wait_for(up_reader.read(CHUNK), timeout)
+            data = await within(up_reader.read(CHUNK), timeout)
         except ConnectionError:
             raise UpstreamError("broke off its answer") from None
         up.receive_data(data)  # b"": the end, which also ends an answer framed by closing the connection
@@ -398,9 +409,10 @@ async def _upstream_event(
 async def _respond(writer: asyncio.StreamWriter, status: int, body: str, *, close: bool, **kwargs: object) -> None:
     writer.write(answer(status, body, close=close, **kwargs))  # type: ignore[arg-type]
     with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
-        await asyncio.wait_for(writer.drain(), BODY_TIMEOUT)
+        await within(writer.drain(), BODY_TIMEOUT)
 
 
-async def _pace(dst: asyncio.StreamWriter) -> None:
-    if dst.transport.get_write_buffer_size() > CHUNK:
-        await asyncio.wait_for(dst.drain(), BODY_TIMEOUT)
+async def _pace(dst: asyncio.StreamWriter, most: int = CHUNK) -> None:
+    """Wait (at most BODY_TIMEOUT) until no more than ``most`` bytes wait to be sent."""
+    if dst.transport.get_write_buffer_size() > most:
+        await within(dst.drain(), BODY_TIMEOUT)

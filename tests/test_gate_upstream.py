@@ -1,0 +1,144 @@
+"""The gate's connections to TensorBoard: one per request, never carrying bytes from one answer into the
+next, and all of them ended when the gate closes.
+
+The upstreams here are scripted raw sockets on loopback (TensorBoard itself cannot be made to misbehave
+on cue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import requests
+
+from tests.gates import BEARER, SECRET, GateThread, connect, read_body, read_head, until_closed
+from tests.helpers import wait_until
+
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + b"".join(extra) + b"\r\n" + body
+
+
+class Scripted:
+    """An upstream whose answers come from ``script(connection number, request number on it, method, path)``:
+    bytes to send, or None to close the connection without an answer. ``seen`` lists (connection, method, path)."""
+
+    def __init__(self, script: Callable[[int, int, str, str], bytes | None]) -> None:
+        self.script = script
+        self.seen: list[tuple[int, str, str]] = []
+        self.open: set[socket.socket] = set()
+        self.socks: dict[int, socket.socket] = {}
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._conns = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                sock, _ = self.server.accept()
+                self._conns += 1
+                self.open.add(sock)
+                self.socks[self._conns - 1] = sock
+                threading.Thread(target=self._serve, args=(sock, self._conns - 1), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, conn: int) -> None:
+        with contextlib.suppress(OSError), sock:
+            self._answer(sock, conn)
+        self.open.discard(sock)
+
+    def _answer(self, sock: socket.socket, conn: int) -> None:
+        buf = b""
+        for n in range(1000):
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            method, path = (part.decode() for part in head.split(b" ")[:2])
+            lines = head.lower().split(b"\r\n")
+            length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
+            while len(buf) < length:
+                buf += sock.recv(65536)
+            buf = buf[length:]
+            self.seen.append((conn, method, path))
+            answer = self.script(conn, n, method, path)
+            if answer is None:
+                return
+            sock.sendall(answer)
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in list(self.open):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@contextlib.contextmanager
+def gate_before(script: Callable[[int, int, str, str], bytes | None]) -> Iterator[tuple[GateThread, Scripted]]:
+    upstream = Scripted(script)
+    gate = GateThread(upstream.port)
+    try:
+        yield gate, upstream
+    finally:
+        gate.close()
+        upstream.close()
+
+
+def get(gate: GateThread, session: requests.Session, path: str, method: str = "GET") -> requests.Response:
+    return session.request(method, gate.url + path, headers=AUTH, timeout=10, data=b"x" if method == "POST" else None)
+
+
+def test_bytes_after_an_answer_never_reach_the_next_request() -> None:
+    """An upstream that sends a second, unasked-for answer right behind the first (a desync attempt): the
+    connection ends with the first answer, and the next request gets its own answer from a new connection
+    (a guard for anyone who adds keep-alive towards TensorBoard: werkzeug closes after every answer today)."""
+
+    def script(conn: int, n: int, method: str, path: str) -> bytes:
+        return ok(path.encode()) + (ok(b"POISON") if path == "/one" else b"")
+
+    with gate_before(script) as (gate, upstream), requests.Session() as s:
+        assert get(gate, s, "/one").content == b"/one"
+        assert get(gate, s, "/two").content == b"/two"
+        assert [c for c, _, _ in upstream.seen] == [0, 1]
+
+
+def test_a_visitor_that_leaves_mid_answer_leaves_nothing_for_the_next() -> None:
+    """A visitor that closes while its 4 MiB answer is still coming: the next visitor gets its own answer,
+    never the rest of that one."""
+    big = b"y" * (4 * 1024 * 1024)
+    with gate_before(lambda conn, n, m, path: ok(big) if path == "/big" else ok(path.encode())) as (gate, upstream):
+        with connect(gate) as s:
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+            s.recv(1024)
+        with connect(gate) as s:
+            buf = bytearray()
+            s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+            status, headers = read_head(s, buf)
+            assert status == 200 and read_body(s, buf, headers) == b"/next"
+
+
+def test_closing_the_gate_ends_a_request_that_waits_for_tensorboard() -> None:
+    """A tunnel closed while TensorBoard is still thinking: the visitor's connection and the one to
+    TensorBoard both end at once (before, the request waited out its 300 s for TensorBoard's answer)."""
+    release = threading.Event()
+
+    def script(conn: int, n: int, method: str, path: str) -> bytes:
+        release.wait(30)
+        return ok(path.encode())
+
+    with gate_before(script) as (gate, upstream):
+        with connect(gate) as s:
+            s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+            wait_until(lambda: upstream.seen, "the request to reach the upstream", 10)
+            gate.close()
+            gate.close = lambda: None  # type: ignore[method-assign]
+            assert until_closed(s) == b""
+        release.set()
+        wait_until(lambda: not upstream.open, "the upstream connection to end", 10)
