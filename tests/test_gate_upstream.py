@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import pytest
 import requests
 
 from tests.gates import BEARER, SECRET, GateThread, connect, read_body, read_head, until_closed
@@ -26,7 +27,8 @@ def ok(body: bytes, *extra: bytes) -> bytes:
 
 class Scripted:
     """An upstream whose answers come from ``script(connection number, request number on it, method, path)``:
-    bytes to send, or None to close the connection without an answer. ``seen`` lists (connection, method, path)."""
+    bytes to send (then the connection is closed if they start with ``HTTP/1.0``), or None to close it
+    without an answer. ``seen`` lists (connection, method, path)."""
 
     def __init__(self, script: Callable[[int, int, str, str], bytes | None]) -> None:
         self.script = script
@@ -72,6 +74,8 @@ class Scripted:
             if answer is None:
                 return
             sock.sendall(answer)
+            if answer.startswith(b"HTTP/1.0"):  # an answer framed by closing the connection
+                return
 
     def close(self) -> None:
         self.server.close()
@@ -142,3 +146,67 @@ def test_closing_the_gate_ends_a_request_that_waits_for_tensorboard() -> None:
             assert until_closed(s) == b""
         release.set()
         wait_until(lambda: not upstream.open, "the upstream connection to end", 10)
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n"
+UNTIL_CLOSE = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nabcde"
+LENGTH = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"
+
+
+@pytest.mark.parametrize(
+    ("version", "answer", "framing"),
+    [
+        ("1.1", CHUNKED, "transfer-encoding"),
+        ("1.1", UNTIL_CLOSE, "transfer-encoding"),
+        ("1.1", LENGTH, "content-length"),
+        ("1.0", CHUNKED, "close"),
+        ("1.0", UNTIL_CLOSE, "close"),
+        ("1.0", LENGTH, "content-length"),
+    ],
+    ids=["chunked", "until-close", "length", "1.0-chunked", "1.0-until-close", "1.0-length"],
+)
+def test_an_answer_is_framed_anew_for_the_visitor(version: str, answer: bytes, framing: str) -> None:
+    """Whatever framing TensorBoard's answer had, the visitor gets the same body, framed for its own HTTP
+    version (chunked for 1.1 when there is no length, until close for 1.0), and an HTTP/1.1 connection
+    carries the next request."""
+    with gate_before(lambda conn, n, m, path: answer) as (gate, _upstream), connect(gate) as s:
+        buf = bytearray()
+        request = f"GET /a HTTP/{version}\r\nHost: x\r\n".encode() + BEARER + b"\r\n"
+        s.sendall(request)
+        status, headers = read_head(s, buf)
+        if framing == "close":
+            assert status == 200 and headers["connection"] == "close" and "transfer-encoding" not in headers
+            assert bytes(buf) + until_closed(s) == b"abcde"
+            return
+        assert status == 200 and framing in headers and read_body(s, buf, headers) == b"abcde"
+        if version == "1.0":
+            assert headers["connection"] == "close" and until_closed(s) == b""
+            return
+        s.sendall(request)
+        status, headers = read_head(s, buf)
+        assert status == 200 and read_body(s, buf, headers) == b"abcde"
+
+
+@pytest.mark.parametrize("case", ["HEAD", "204", "304"])
+def test_an_answer_without_a_body_sends_none_and_the_connection_goes_on(case: str) -> None:
+    """HEAD, 204 and 304 answers carry no body (TensorBoard's Content-Length after a HEAD is passed on as
+    the size a GET would have): nothing after the head, and the next request on the connection is answered."""
+    answers = {
+        "HEAD": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "204": b"HTTP/1.1 204 No Content\r\n\r\n",
+        "304": b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
+    }
+
+    def script(conn: int, n: int, method: str, path: str) -> bytes:
+        return answers[case] if path == "/first" else ok(b"next")
+
+    method = "HEAD" if case == "HEAD" else "GET"
+    with gate_before(script) as (gate, _upstream), connect(gate) as s:
+        buf = bytearray()
+        s.sendall(f"{method} /first HTTP/1.1\r\nHost: x\r\n".encode() + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == int(case) if case != "HEAD" else status == 200
+        assert "transfer-encoding" not in headers and headers.get("content-length") in (None, "5")
+        s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 200 and read_body(s, buf, headers) == b"next"

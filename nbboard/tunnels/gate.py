@@ -48,13 +48,14 @@ from .gate_http import (
     MAX_BODY,
     MAX_HEAD,
     MAX_HEADERS,
+    Answer,
     BadRequest,
     Request,
     UpstreamError,
     Visitor,
     answer,
-    decoded,
     end_to_end,
+    interim,
     upstream,
 )
 from .gate_pending import MAX_PENDING, HeardReader, Pending
@@ -267,7 +268,7 @@ class Gate:
             return False
         continued = req.has_body and expect is not None and req.version == "HTTP/1.1"
         if continued:
-            writer.writelines(visitor.send(h11.InformationalResponse(status_code=100, headers=[])))
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         streamed = not req.chunked  # a chunked body is read whole, then sent with its length
         body = b""
         if not streamed:
@@ -310,7 +311,7 @@ class Gate:
         self, visitor: Visitor, up: h11.Connection, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         continued: bool,
     ) -> bool:  # fmt: skip
-        """Copy TensorBoard's answer (interim 1xx ones first) to the visitor, framed anew by h11.
+        """Copy TensorBoard's answer (interim 1xx ones first) to the visitor, framed anew (gate_http.Answer).
 
         What is ready goes out in one write, flushed whenever TensorBoard's next bytes have to be waited for:
         one send for a whole small answer (the hand-written relay sent its head and body apart)."""
@@ -330,28 +331,19 @@ class Gate:
                 return False
             # Interim answers (100 Continue, 103 Early Hints): passed on to HTTP/1.1 visitors, then the real one.
             if req.version == "HTTP/1.1" and not (event.status_code == 100 and continued):
-                interim = h11.InformationalResponse(
-                    status_code=event.status_code,
-                    headers=end_to_end(decoded(event.headers.raw_items())),
-                    reason=event.reason,
-                )
-                unsent += visitor.send(interim)
+                unsent.append(interim(event))
         assert isinstance(event, h11.Response)
-        headers = decoded(event.headers.raw_items())
-        out = end_to_end(headers)
-        length = next((v for k, v in headers if k.lower() == "content-length"), None)
-        if length is not None and all(k.lower() != "transfer-encoding" for k, _ in headers):
-            out.append(("Content-Length", length))  # else h11 frames it: chunked, or until close for HTTP/1.0
-        unsent += visitor.send(h11.Response(status_code=event.status_code, headers=out, reason=event.reason))
+        answered = Answer(req, event)
+        unsent.append(answered.head)
         while not isinstance(
             event := await _upstream_event(up, up_reader, BODY_TIMEOUT, writer, unsent), h11.EndOfMessage
         ):
             assert isinstance(event, h11.Data)
-            unsent += visitor.send(event)
-        unsent += visitor.send(h11.EndOfMessage())
+            unsent += answered.body(event.data)
+        unsent += answered.end()
         writer.writelines(unsent)
         await _pace(writer, 0)
-        return visitor.keep_open
+        return visitor.ended and answered.keep_alive
 
 
 async def _head(reader: asyncio.StreamReader, visitor: Visitor) -> Request | None:
