@@ -7,6 +7,7 @@ on cue).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from nbboard.tunnels.gate import TOKEN_PARAM
 from tests.gates import BEARER, SECRET, GateThread, connect, read_body, read_head, until_closed
 from tests.helpers import wait_until
 
@@ -210,3 +212,84 @@ def test_an_answer_without_a_body_sends_none_and_the_connection_goes_on(case: st
         s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
         status, headers = read_head(s, buf)
         assert status == 200 and read_body(s, buf, headers) == b"next"
+
+
+def test_a_204_never_carries_a_content_length() -> None:
+    """RFC 9110 8.6: a 204 has no Content-Length. One from an upstream that lies (``Content-Length: 5`` and five
+    bytes) was passed on, and an intermediary that trusts it would take five bytes of the next answer as the
+    204's body; the next answer on the connection is intact."""
+
+    def script(conn: int, n: int, method: str, path: str) -> bytes:
+        return b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nabcde" if path == "/first" else ok(b"next")
+
+    with gate_before(script) as (gate, _upstream), connect(gate) as s:
+        buf = bytearray()
+        s.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 204 and "content-length" not in headers and "transfer-encoding" not in headers
+        s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 200 and read_body(s, buf, headers) == b"next"
+
+
+@pytest.mark.parametrize("how", ["forwarded", "login"])
+def test_close_in_a_second_connection_line_ends_the_connection(how: str) -> None:
+    """RFC 9112 9.6: a request with the ``close`` option ends its connection after the answer. The gate read only
+    the first Connection line, so ``Connection: keep-alive`` then ``Connection: close`` got an answer without
+    ``Connection: close`` and a connection held open (h11's server side, which framed answers before, read
+    every line). Both the answers TensorBoard gives and the gate's login redirect."""
+    target, auth = ("/a", BEARER) if how == "forwarded" else (f"/a?{TOKEN_PARAM}={SECRET}", b"")
+    with gate_before(lambda conn, n, m, path: ok(b"abc")) as (gate, _upstream), connect(gate) as s:
+        s.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n".encode()
+            + auth
+            + b"\r\n"
+        )
+        buf = bytearray()
+        status, headers = read_head(s, buf)
+        assert status == (200 if how == "forwarded" else 302) and headers.get("connection") == "close"
+        assert bytes(buf) + until_closed(s) == (b"abc" if how == "forwarded" else b"")
+
+
+def test_the_gates_own_502_to_a_head_request_has_no_body() -> None:
+    """RFC 9110 9.3.2: no content in an answer to HEAD, the gate's own included (its refusals had none, its
+    502s had a sentence)."""
+    with gate_before(lambda conn, n, m, path: b"not HTTP\r\n\r\n") as (gate, _upstream), connect(gate) as s:
+        s.sendall(b"HEAD /a HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        head, _, body = until_closed(s).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 502 ") and b"Content-Length: 48" in head and body == b""
+
+
+def test_an_answer_cut_off_resets_an_http_1_0_visitors_connection() -> None:
+    """An HTTP/1.0 visitor's answer is framed by the end of its connection, so a clean end says "that was all":
+    the first half of an answer TensorBoard broke off looked whole. The connection is reset instead, which
+    clients report as an error."""
+    cut = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"  # then Scripted closes
+    with gate_before(lambda conn, n, m, path: cut) as (gate, _upstream), connect(gate) as s:
+        s.sendall(b"GET /a HTTP/1.0\r\n" + BEARER + b"\r\n")
+        with pytest.raises(ConnectionResetError):
+            until_closed(s)
+
+
+def test_closing_the_gate_ends_a_request_still_connecting_to_tensorboard() -> None:
+    """A TensorBoard that stopped accepting (its backlog full, so a connection to it hangs) while the tunnel
+    closes: the request waiting to connect ends with the gate. Before, close() waited 5 s for it and returned
+    with it still connecting, to send its request after the tunnel had closed or wait out BODY_TIMEOUT."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as stalled:
+        port = stalled.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]  # fill the backlog: the next connection's SYN is dropped
+        for q in queued:
+            q.setblocking(False)
+            q.connect_ex(("127.0.0.1", port))
+        gate = GateThread(port)
+        try:
+            with connect(gate) as s:
+                s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+                wait_until(lambda: gate.requests == 1, "the request to reach the gate", 10)
+                gate.close()
+                gate.close = lambda: None  # type: ignore[method-assign]
+                assert until_closed(s) == b""
+            assert asyncio.all_tasks(gate.loop) == set() and gate.errors == []
+        finally:
+            for q in queued:
+                q.close()

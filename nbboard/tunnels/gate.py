@@ -39,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Callable
 
 import h11
@@ -86,6 +88,8 @@ UPSTREAM_TIMEOUT = 300.0
 #: After a refusal, how long unread bytes are drained before the close (so the refusal is not lost to a reset).
 LINGER = 1.0
 CHUNK = 256 * 1024
+#: SO_LINGER on, 0 s: closing resets (Windows reads the first bytes as its two u_shorts: the same 1 and 0).
+_NO_LINGER = struct.pack("ii", 1, 0)
 #: Reads of a request head: h11 bounds a head that is still arriving at MAX_HEAD.
 HEAD_READ = 64 * 1024
 _DENY_PAGE = (
@@ -122,6 +126,7 @@ class Gate:
         #: Every open connection, authenticated or not: closing the gate ends them all at once.
         self._connections: set[asyncio.StreamWriter] = set()
         self._serving: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def evicted(self) -> int:
@@ -158,7 +163,13 @@ class Gate:
             for writer in list(self._connections):
                 writer.transport.abort()
             self.upstream.close()
-            if self._serving:  # each ends at once (its connection is gone): closed means no connection is left
+            # Closed means no connection is left. Most tasks end once their connection is gone, but one still
+            # connecting to TensorBoard (stalled, its backlog full) would wait out BODY_TIMEOUT, then send its
+            # request after the tunnel closed: every one is cancelled.
+            self._closing = True
+            for task in self._serving:
+                task.cancel()
+            if self._serving:
                 await asyncio.wait(list(self._serving), timeout=5)
             with contextlib.suppress(Exception):
                 await within(self.server.wait_closed(), 5)
@@ -200,6 +211,9 @@ class Gate:
             log.debug("connection ended: %s", e.__class__.__name__)
         except Exception:  # noqa: BLE001 - one visitor's bug must never stop the gate
             log.exception("unexpected error serving a connection")
+        except asyncio.CancelledError:  # from close(), which ends every connection so; anything else goes on
+            if not self._closing:
+                raise
         finally:
             self._pending.forget(writer)
             self._connections.discard(writer)
@@ -262,9 +276,10 @@ class Gate:
         """One authorised request through TensorBoard. True if the visitor's connection stays open."""
         req = visitor.request
         assert req is not None
+        head = req.method == "HEAD"  # the gate's own answers to a HEAD have no body either (RFC 9110 9.3.2)
         expect = req.header("expect")
         if expect is not None and expect.lower() != "100-continue":
-            await self._refuse(reader, writer, 417, "unsupported Expect\n")
+            await self._refuse(reader, writer, 417, "unsupported Expect\n", head=head)
             return False
         continued = req.has_body and expect is not None and req.version == "HTTP/1.1"
         if continued:
@@ -275,12 +290,12 @@ class Gate:
             try:
                 body = b"".join([data async for data in _body(reader, visitor)])
             except BadRequest as e:
-                await self._refuse(reader, writer, e.status, e.reason + "\n")
+                await self._refuse(reader, writer, e.status, e.reason + "\n", head=head)
                 return False
         try:
             up_reader, up_writer = await self.upstream.open(BODY_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
-            await self._refuse(reader, writer, 502, "TensorBoard is not answering\n")
+            await self._refuse(reader, writer, 502, "TensorBoard is not answering\n", head=head)
             return False
         try:
             up = upstream()
@@ -317,17 +332,18 @@ class Gate:
         one send for a whole small answer (the hand-written relay sent its head and body apart)."""
         req = visitor.request
         assert req is not None
+        head = req.method == "HEAD"
         unsent: list[bytes] = []
         while True:
             try:
                 event = await _upstream_event(up, up_reader, UPSTREAM_TIMEOUT, writer, unsent)
             except UpstreamError as e:
-                await _respond(writer, 502, f"TensorBoard {e}\n", close=True)
+                await _respond(writer, 502, f"TensorBoard {e}\n", close=True, head=head)
                 return False
             if not isinstance(event, h11.InformationalResponse):
                 break
             if event.status_code == 101:
-                await _respond(writer, 502, "protocol upgrades are not passed through\n", close=True)
+                await _respond(writer, 502, "protocol upgrades are not passed through\n", close=True, head=head)
                 return False
             # Interim answers (100 Continue, 103 Early Hints): passed on to HTTP/1.1 visitors, then the real one.
             if req.version == "HTTP/1.1" and not (event.status_code == 100 and continued):
@@ -335,11 +351,16 @@ class Gate:
         assert isinstance(event, h11.Response)
         answered = Answer(req, event)
         unsent.append(answered.head)
-        while not isinstance(
-            event := await _upstream_event(up, up_reader, BODY_TIMEOUT, writer, unsent), h11.EndOfMessage
-        ):
-            assert isinstance(event, h11.Data)
-            unsent += answered.body(event.data)
+        try:
+            while not isinstance(
+                event := await _upstream_event(up, up_reader, BODY_TIMEOUT, writer, unsent), h11.EndOfMessage
+            ):
+                assert isinstance(event, h11.Data)
+                unsent += answered.body(event.data)
+        except (UpstreamError, asyncio.TimeoutError):
+            if answered.framing == "close":  # a clean close would tell an HTTP/1.0 visitor the cut answer is whole
+                _reset(writer)
+            raise
         unsent += answered.end()
         writer.writelines(unsent)
         await _pace(writer, 0)
@@ -402,6 +423,13 @@ async def _respond(writer: asyncio.StreamWriter, status: int, body: str, *, clos
     writer.write(answer(status, body, close=close, **kwargs))  # type: ignore[arg-type]
     with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
         await within(writer.drain(), BODY_TIMEOUT)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """End a connection with a TCP reset (no linger), which a client reports as an error rather than an end."""
+    with contextlib.suppress(OSError, AttributeError):
+        writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+    writer.transport.abort()
 
 
 async def _pace(dst: asyncio.StreamWriter, most: int = CHUNK) -> None:
