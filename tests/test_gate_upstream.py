@@ -194,7 +194,7 @@ def test_an_answer_without_a_body_sends_none_and_the_connection_goes_on(case: st
     """HEAD, 204 and 304 answers carry no body (TensorBoard's Content-Length after a HEAD is passed on as
     the size a GET would have): nothing after the head, and the next request on the connection is answered."""
     answers = {
-        "HEAD": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "HEAD": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde",  # a body after HEAD: never passed on
         "204": b"HTTP/1.1 204 No Content\r\n\r\n",
         "304": b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
     }
@@ -293,3 +293,34 @@ def test_closing_the_gate_ends_a_request_still_connecting_to_tensorboard() -> No
         finally:
             for q in queued:
                 q.close()
+
+
+def test_an_upstreams_length_is_passed_on_only_when_unambiguous() -> None:
+    """Transfer-Encoding beside Content-Length (a smuggling classic): the chunked framing counts, the length is
+    not passed on, and the next answer on the connection is intact. Two lengths that differ are a 502."""
+    answers = {
+        "/both": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "/two": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    }
+    with gate_before(lambda conn, n, m, path: answers.get(path, ok(b"next"))) as (gate, _upstream), connect(gate) as s:
+        buf = bytearray()
+        s.sendall(b"GET /both HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 200 and "content-length" not in headers and read_body(s, buf, headers) == b"abc"
+        s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 200 and read_body(s, buf, headers) == b"next"
+        s.sendall(b"GET /two HTTP/1.1\r\nHost: x\r\n" + BEARER + b"\r\n")
+        status, headers = read_head(s, buf)
+        assert status == 502 and headers["connection"] == "close"
+
+
+def test_obs_text_in_tensorboards_answer_reaches_the_visitor_byte_for_byte() -> None:
+    """Bytes 0x80-0xFF in a reason phrase or header value (obs-text, which h11 reads): passed on as they came.
+    When h11 framed the visitor's answer from text headers, it could not encode them: no answer, a traceback."""
+    answer = b"HTTP/1.1 200 Tr\xe8s bien\r\nX-Label: caf\xe9 \xff\r\nContent-Length: 2\r\n\r\nok"
+    with gate_before(lambda conn, n, m, path: answer) as (gate, _upstream), connect(gate) as s:
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + BEARER + b"\r\n")
+        reply = until_closed(s)
+    assert reply.startswith(b"HTTP/1.1 200 Tr\xe8s bien\r\n") and b"\r\nX-Label: caf\xe9 \xff\r\n" in reply
+    assert reply.endswith(b"\r\n\r\nok") and gate.errors == []
