@@ -239,7 +239,11 @@ def test_helper_descriptors_stay_flat_under_hundreds_of_tokenless_connections(
     )
     assert served == 5
     assert settled <= base + MAX_PENDING + 24, (base, settled)  # the cap, plus the tunnel's own connections
-    assert peak <= base + 5 * MAX_PENDING, (base, peak)  # accept batches before eviction; never one per visitor
+    # Never one per visitor (700 here). What may briefly hold a descriptor: the gate's pending connections (up to
+    # twice the cap until the trim 0.1 s later), two accepted batches (asyncio accepts `backlog` = the cap at a time
+    # and admits them two loop turns later), up to two evicted batches whose sockets close on the next loop turn,
+    # and the tunnel's own connections. CI saw 360 (base 17) under a concurrent browser benchmark; 205-277 quiet.
+    assert peak <= base + 6 * MAX_PENDING + 24, (base, peak)
     assert after <= base + 4, (base, after)
 
 
