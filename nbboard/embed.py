@@ -45,6 +45,11 @@ def environment() -> str:
     return host.name
 
 
+def host() -> hosts.Host:
+    """The host this kernel runs on, as :func:`environment` names it."""
+    return hosts.by_name(environment())
+
+
 def kernel_login() -> tuple[str, str]:
     """The user and host for the ``ssh -L`` line a user types on their own computer."""
     user = ""

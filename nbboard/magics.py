@@ -156,9 +156,9 @@ class BoardMagics(Magics):
                 recorded.set()
             if warm_display:
                 with contextlib.suppress(Exception):  # the cell that needs it imports it again and reports
-                    from . import api, embed, fmt, hosts, logdirs, magic_args  # noqa: F401
+                    from . import api, embed, fmt, logdirs, magic_args  # noqa: F401
 
-                    if hosts.by_name(embed.environment()).view == "colab":
+                    if embed.host().view == "colab":
                         from . import colab  # noqa: F401  (Colab's board is HTML/JS, not the widget)
                     else:
                         from . import widget  # noqa: F401
@@ -244,7 +244,7 @@ class BoardMagics(Magics):
         board.offer(found, self.board_config(), standby_hook=self._hurry_standby)
 
     def _start_and_show(self, cmd: Any) -> None:
-        from . import api, embed, hosts, logdirs
+        from . import api, embed, logdirs
         from .errors import NbboardError
 
         target = logdirs.resolve(cmd.logdir, cmd.logdir_spec)
@@ -273,7 +273,7 @@ class BoardMagics(Magics):
         pool.shutdown(wait=False)
         # A reuse answers in a few ms. On Colab, where every update re-renders the whole output, a reuse slowed
         # by a busy machine gets longer before a "starting" output is drawn (a real start takes a second).
-        wait = REUSE_WAIT_COLAB if hosts.by_name(embed.environment()).view == "colab" else REUSE_WAIT
+        wait = REUSE_WAIT_COLAB if embed.host().view == "colab" else REUSE_WAIT
         try:
             instance = pending.result(timeout=wait)
         except FutureTimeout:

@@ -107,6 +107,13 @@ class Page:
         frame.get_by_text("loss", exact=True).first.wait_for(timeout=90_000)
         return frame
 
+    def show_board(self, path: str, cells: int) -> None:
+        """Open the notebook, run ``%load_ext`` (cell 0) and the board (cell 1), and mark the board's document."""
+        self.open(path, cells)
+        self.command(path, 0, "notebook:run-cell")
+        self.command(path, 1, "notebook:run-cell")
+        _mark(self.board_frame(path, 1))
+
     def parked(self) -> int:
         return self.page.evaluate("() => document.querySelectorAll('#nbboard-parked-frames iframe').length")
 
@@ -154,10 +161,7 @@ def test_a_rerun_shows_the_same_document_and_no_other_board_or_notebook_gets_it(
     _notebook(work / "two.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
     with chromium(tmp_path) as browser:
         page = _lab(browser, server)
-        page.open("one.ipynb", 3)
-        page.command("one.ipynb", 0, "notebook:run-cell")
-        page.command("one.ipynb", 1, "notebook:run-cell")
-        _mark(page.board_frame("one.ipynb", 1))
+        page.show_board("one.ipynb", 3)
         (board_a,) = nbboard.list()
         assert page.index_requests == [board_a.port]
 
@@ -197,10 +201,7 @@ def test_after_a_kernel_restart_the_same_document_and_never_a_stopped_boards(
     _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
     with chromium(tmp_path) as browser:
         page = _lab(browser, server)
-        page.open("one.ipynb", 2)
-        page.command("one.ipynb", 0, "notebook:run-cell")
-        page.command("one.ipynb", 1, "notebook:run-cell")
-        _mark(page.board_frame("one.ipynb", 1))
+        page.show_board("one.ipynb", 2)
         (board,) = nbboard.list()
 
         page.command("one.ipynb", 1, "notebook:run-cell")  # a re-run: the same board, the same document

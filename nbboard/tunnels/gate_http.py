@@ -35,8 +35,8 @@ __all__ = [
     "Visitor",
     "answer",
     "decoded",
+    "connection_options",
     "end_to_end",
-    "head_bytes",
     "interim",
     "upstream",
 ]
@@ -127,8 +127,7 @@ class Request:
         """h11's rule: HTTP/1.1 without a ``close`` option in any Connection line (an HTTP/1.0 connection ends
         after one answer). Not just the first line: ``Connection: keep-alive`` then ``Connection: close`` kept
         the connection open, against RFC 9112 9.6."""
-        options = (t.strip().lower() for k, v in self.headers if k.lower() == "connection" for t in v.split(","))
-        return self.version == "HTTP/1.1" and "close" not in options
+        return self.version == "HTTP/1.1" and "close" not in connection_options(self.headers)
 
 
 def _refusal(e: h11.ProtocolError) -> BadRequest:
@@ -314,7 +313,7 @@ class Answer:
         self.keep_alive = req.keep_alive and self.framing != "close"
         if not self.keep_alive:
             out.append(("Connection", "close"))
-        self.head = head_bytes(f"HTTP/1.1 {event.status_code} {event.reason.decode('latin-1')}", out)
+        self.head = head_bytes(_status_line(event), out)
 
     def body(self, data: bytes) -> list[bytes]:
         if not data or self.framing == "none":
@@ -329,8 +328,11 @@ class Answer:
 
 def interim(event: h11.InformationalResponse) -> bytes:
     """An interim answer (103 Early Hints, ...) passed on to an HTTP/1.1 visitor."""
-    headers = end_to_end(decoded(event.headers.raw_items()))
-    return head_bytes(f"HTTP/1.1 {event.status_code} {event.reason.decode('latin-1')}", headers)
+    return head_bytes(_status_line(event), end_to_end(decoded(event.headers.raw_items())))
+
+
+def _status_line(event: h11.Response | h11.InformationalResponse) -> str:
+    return f"HTTP/1.1 {event.status_code} {event.reason.decode('latin-1')}"
 
 
 def head_bytes(line: str, headers: list[tuple[str, str]]) -> bytes:
@@ -345,14 +347,19 @@ def upstream() -> h11.Connection:
 def end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Headers without hop-by-hop ones, including those the Connection header names (but never Host: a
     request without it cannot be sent on, ``Connection: host`` made h11 refuse the gate's own request)."""
-    named = {
+    named = connection_options(headers) - {"host"}
+    return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and k.lower() not in named]
+
+
+def connection_options(headers: list[tuple[str, str]]) -> set[str]:
+    """Every option of every Connection line, lowercased (``close``, ``keep-alive``, header names)."""
+    return {
         token.strip().lower()
         for k, v in headers
         if k.lower() == "connection"
         for token in v.split(",")
         if token.strip()
-    } - {"host"}
-    return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and k.lower() not in named]
+    }
 
 
 def decoded(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
