@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -180,9 +181,8 @@ def _ignore_patterns(base: Path) -> tuple[str, ...]:
     """Directory patterns from the root's ignore files (gitignore-like; negations are not supported)."""
     patterns: list[str] = []
     for filename in IGNORE_FILES:
-        try:
-            text = (base / filename).read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        text = _read_small_file(base / filename)
+        if text is None:
             continue
         for line in text.splitlines()[:1000]:
             line = line.strip()
@@ -190,3 +190,28 @@ def _ignore_patterns(base: Path) -> tuple[str, ...]:
                 continue
             patterns.append(line.strip("/"))
     return tuple(p for p in patterns if p)
+
+
+#: The most of an ignore file that is read: a thousand patterns fit many times over.
+MAX_IGNORE_BYTES = 64 * 1024
+
+
+def _read_small_file(path: Path) -> str | None:
+    """The start of ``path`` if it is a regular file, else None.
+
+    The search root can be a shared directory (a kernel started in /tmp):
+    another user may plant the ignore file there as a FIFO, which a plain
+    read would wait on forever, or as a link to /dev/zero, which never ends.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, MAX_IGNORE_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -431,6 +431,32 @@ def test_an_unreadable_parent_directory_is_a_clear_error(nobody_home: Path, tmp_
     assert tensorboards_serving(hidden) == []
 
 
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user may write in, sticky like /tmp (a kernel's working directory can be one)."""
+    base = Path(tempfile.mkdtemp(prefix="nbboard-shared-", dir="/tmp"))
+    os.chmod(base, 0o1777)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@needs_root
+@pytest.mark.parametrize("planted", [["mkfifo"], ["ln", "-s", "/dev/zero"]], ids=["fifo", "link-to-dev-zero"])
+def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_search(
+    isolated: Path, shared_dir: Path, planted: list[str]
+) -> None:
+    """``nbboard start`` (and ``%board``) with no logdir reads the working directory's ``.nbboardignore``.
+    Before: ``nobody`` planting it there as a FIFO made the search wait forever (a link to /dev/zero: read
+    without end); now it is passed over and the usual one-line answer comes."""
+    subprocess.run(
+        [*planted, str(shared_dir / ".nbboardignore")], user=NOBODY, group=NOBODY, extra_groups=[], check=True
+    )
+    result = nbboard_cli("start", cwd=shared_dir, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no event files (events.out.tfevents.*) under {shared_dir}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # ---------------------------------------------------------------------------
 # --restart keeps the board when the new start cannot work
 
