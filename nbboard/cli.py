@@ -18,7 +18,7 @@ from typing import Any
 
 from . import cli_parser, options
 from .cli_parser import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, split_extra
-from .errors import NbboardError, UsageError
+from .errors import NbboardError, UsageError, shown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +116,7 @@ def _discovered_logdir() -> str:
     if len(found.candidates) == 1:
         only = found.candidates[0]
         sys.stderr.write(
-            f"no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})\n"
+            f"no logdir given; found event files in {shown(only.path, 4096)} ({fmt.candidate_detail(only.runs, only.latest)})\n"
         )
         return only.path
     if found.candidates:

