@@ -66,11 +66,18 @@ class Handoff:
 
 def connect(port: int, key: str, payload: str) -> socket.socket | None:
     """The starter's side: prove the key both ways, send ``payload``; the socket to confirm on, or None."""
+    import threading
+
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=HANDOFF_TIMEOUT)
     except OSError:
         return None
+    # The timeout bounds each read, not the hand-off: whatever listens there trickling a byte a second would
+    # hold this start for a thousand reads. The whole hand-off gets a deadline, as the door gives its callers.
+    cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(sock,))
+    cutoff.daemon = True
     try:
+        cutoff.start()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = sock.makefile("rb")
         ours = secrets.token_hex(NONCE_HEX // 2)
@@ -87,6 +94,8 @@ def connect(port: int, key: str, payload: str) -> socket.socket | None:
     except Exception:  # noqa: BLE001 - whatever answered on that port, the start runs cold instead
         sock.close()
         return None
+    finally:
+        cutoff.cancel()
 
 
 class Door:

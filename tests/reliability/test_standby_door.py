@@ -181,3 +181,36 @@ def test_a_start_that_reaches_a_hostile_listener_falls_back_quietly(reply: bytes
         t.start()
         assert handoff.connect(server.getsockname()[1], "k" * 64, json.dumps({"args": []})) is None
         t.join()
+
+
+def test_a_start_that_reaches_a_trickling_listener_falls_back_within_the_hand_off_deadline() -> None:
+    """Whatever listens on a standby's port may answer the hello a byte a second. Before: each read had
+    HANDOFF_TIMEOUT, the hand-off none, so such a listener held the start for ~1000 s (a reply may be 1 KiB);
+    now the whole hand-off is cut at twice HANDOFF_TIMEOUT and the start runs cold."""
+    stop = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def trickle() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.makefile("rb").readline(4096)
+                for byte in b'{"proof": "' + b"a" * 1000:
+                    if stop.wait(1.0):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return  # the start hung up
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        result: list[object] = []
+        starter = threading.Thread(
+            target=lambda: result.append(handoff.connect(server.getsockname()[1], "k" * 64, "{}")), daemon=True
+        )
+        starter.start()
+        starter.join(timeout=10 * handoff.HANDOFF_TIMEOUT)
+        stop.set()
+        assert not starter.is_alive(), "the start is still waiting on a listener that trickles its answer"
+        assert result == [None]
+        t.join(timeout=5)
