@@ -110,6 +110,44 @@ def test_a_registry_directory_of_another_user_is_refused(isolated: Path, which: 
     assert _mode(theirs) == 0o755  # not chmodded either
 
 
+@needs_root
+@pytest.mark.parametrize("parent", ["theirs", "writable by all", "their link"])
+def test_a_home_inside_a_directory_another_user_controls_is_refused(
+    isolated: Path, shared_dir: Path, parent: str
+) -> None:
+    """NBBOARD_HOME=<shared>/you/nbboard with ``you`` made by ``nobody`` first (or world-writable, or their link
+    to a directory of yours). Before: accepted; its owner could swap the registry for a link between nbboard's
+    check and its use (seen: a rename loop made nbboard create boards/, locks/ and logs/ in the victim's
+    directory the link pointed at); now refused with the fix."""
+    mine = shared_dir / "mine"
+    mine.mkdir()
+    if parent == "theirs":
+        where = shared_dir / "you"
+        subprocess.run(["mkdir", "-m", "777", str(where)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        culprit, why = where, f"belongs to another user (uid {NOBODY})"
+    elif parent == "writable by all":
+        where = shared_dir / "you"
+        where.mkdir()
+        os.chmod(where, 0o777)
+        culprit, why = where, "is writable by every user (and not sticky"
+    else:
+        where = shared_dir / "you"
+        subprocess.run(["ln", "-s", str(mine), str(where)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        culprit, why = where, f"belongs to another user (uid {NOBODY})"
+    os.environ["NBBOARD_HOME"] = str(where / "nbboard")
+    for command in ("start", "list"):
+        result = nbboard_cli(command, *(["--logdir", str(mine)] if command == "start" else []))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"is inside {culprit}, which {why}" in result.stderr, result.stderr
+        assert "hint: set NBBOARD_HOME to a directory under one of your own" in result.stderr
+        assert "Traceback" not in result.stderr
+        made = [p for p in mine.rglob("*") if p != mine / "nbboard"]  # (the link's case: the test's own mkdir)
+        assert made == [] and tensorboards_serving(mine) == []
+        (where / "nbboard").mkdir(
+            mode=0o700, exist_ok=True
+        )  # ``list`` of a registry that is already there: refused as well
+
+
 def test_a_shared_directory_as_home_is_refused_not_chmodded(isolated: Path, tmp_path: Path) -> None:
     """NBBOARD_HOME=/tmp (or /) as root would have made it 0700 and locked every other user out."""
     shared = tmp_path / "shared-tmp"

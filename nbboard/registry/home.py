@@ -33,6 +33,7 @@ def ensure_home() -> Path:
     root = config.home()
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
+        _check_parents(root)
         _private_dir(root, root)
         for name in SUBDIRS:
             _private_dir(root / name, root)
@@ -55,6 +56,7 @@ def existing_dir(name: str) -> Path | None:
     root = config.home()
     try:
         _checked(root, root)
+        _check_parents(root)
         for sub in SUBDIRS:
             with contextlib.suppress(FileNotFoundError):
                 _checked(root / sub, root)
@@ -111,6 +113,36 @@ def _checked(path: Path, root: Path) -> os.stat_result:
             "set NBBOARD_HOME to a directory of your own, e.g. NBBOARD_HOME=~/.nbboard",
         )
     return st
+
+
+def _check_parents(root: Path) -> None:
+    """RegistryError if another user could put something else at ``root``'s path.
+
+    Checking ``root`` itself is not enough when another user controls a
+    directory above it (NBBOARD_HOME=/tmp/you/nbboard, /tmp/you made by them):
+    they can swap the registry for a link between nbboard's check and its use,
+    and nbboard would then write and delete files wherever the link points.
+    Each directory above must be yours or root's, and not writable by every
+    user unless sticky (as /tmp is); a link on the way must be yours or
+    root's (macOS's /tmp is root's link).
+    """
+    if not hasattr(os, "getuid"):
+        return  # Windows: the per-user profile is private
+    me = os.getuid()
+    lexical = list(root.parents)
+    resolved = Path(os.path.realpath(root.parent))
+    for path, st in [(p, os.lstat(p)) for p in lexical] + [(p, os.stat(p)) for p in (resolved, *resolved.parents)]:
+        if st.st_uid not in (me, 0):
+            why = f"belongs to another user (uid {st.st_uid})"
+        elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+            why = "is writable by every user (and not sticky, as /tmp is)"
+        else:
+            continue
+        raise RegistryError(
+            f"nbboard's registry directory {shown(root)} is inside {shown(path)}, which {why}: they could replace "
+            "the registry with a link and make nbboard write or delete files elsewhere",
+            "set NBBOARD_HOME to a directory under one of your own, e.g. NBBOARD_HOME=~/.nbboard",
+        )
 
 
 def _user() -> str:
