@@ -148,6 +148,21 @@ def test_a_home_inside_a_directory_another_user_controls_is_refused(
         )  # ``list`` of a registry that is already there: refused as well
 
 
+@needs_root
+def test_a_registry_under_your_home_is_used_even_if_another_uid_owns_the_home(
+    shared_dir: Path, isolated: Path, demo_logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenShift runs notebooks as an arbitrary uid in a home another uid owns: the registry under that home
+    is still used (only directories outside your home are held against another owner)."""
+    home = shared_dir / "home"
+    subprocess.run(["mkdir", "-m", "775", str(home)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+    monkeypatch.setenv("HOME", str(home))
+    os.environ["NBBOARD_HOME"] = str(home / ".local" / "state" / "nbboard")
+    started = nbboard_cli("start", "--logdir", str(demo_logs))
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert nbboard_cli("kill").returncode == 0 and tensorboards_serving(demo_logs) == []
+
+
 def test_a_shared_directory_as_home_is_refused_not_chmodded(isolated: Path, tmp_path: Path) -> None:
     """NBBOARD_HOME=/tmp (or /) as root would have made it 0700 and locked every other user out."""
     shared = tmp_path / "shared-tmp"

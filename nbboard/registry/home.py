@@ -124,25 +124,39 @@ def _check_parents(root: Path) -> None:
     and nbboard would then write and delete files wherever the link points.
     Each directory above must be yours or root's, and not writable by every
     user unless sticky (as /tmp is); a link on the way must be yours or
-    root's (macOS's /tmp is root's link).
+    root's (macOS's /tmp is root's link). Your home directory and what is
+    above it are trusted as they are: some platforms give you a home that
+    another uid owns (OpenShift's arbitrary uids), and the default registry
+    is under it.
     """
     if not hasattr(os, "getuid"):
         return  # Windows: the per-user profile is private
     me = os.getuid()
-    lexical = list(root.parents)
+    try:
+        trusted = {Path.home(), Path(os.path.realpath(Path.home()))}
+    except (RuntimeError, KeyError, OSError):  # no home known: every directory above is checked
+        trusted = set()
     resolved = Path(os.path.realpath(root.parent))
-    for path, st in [(p, os.lstat(p)) for p in lexical] + [(p, os.stat(p)) for p in (resolved, *resolved.parents)]:
-        if st.st_uid not in (me, 0):
-            why = f"belongs to another user (uid {st.st_uid})"
-        elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
-            why = "is writable by every user (and not sticky, as /tmp is)"
-        else:
-            continue
-        raise RegistryError(
-            f"nbboard's registry directory {shown(root)} is inside {shown(path)}, which {why}: they could replace "
-            "the registry with a link and make nbboard write or delete files elsewhere",
-            "set NBBOARD_HOME to a directory under one of your own, e.g. NBBOARD_HOME=~/.nbboard",
-        )
+    for chain, look in ((list(root.parents), os.lstat), ([resolved, *resolved.parents], os.stat)):
+        for path in chain:
+            if path in trusted:
+                break
+            _check_parent(root, path, look(path), me)
+
+
+def _check_parent(root: Path, path: Path, st: os.stat_result, me: int) -> None:
+    """RegistryError if ``path`` (a directory or link above the registry) is one another user can change."""
+    if st.st_uid not in (me, 0):
+        why = f"belongs to another user (uid {st.st_uid})"
+    elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+        why = "is writable by every user (and not sticky, as /tmp is)"
+    else:
+        return
+    raise RegistryError(
+        f"nbboard's registry directory {shown(root)} is inside {shown(path)}, which {why}: they could replace "
+        "the registry with a link and make nbboard write or delete files elsewhere",
+        "set NBBOARD_HOME to a directory under one of your own, e.g. NBBOARD_HOME=~/.nbboard",
+    )
 
 
 def _user() -> str:
