@@ -72,7 +72,13 @@ def _open_dir(create: bool) -> int | None:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _DIRECTORY | _CLOEXEC)
     except OSError:
         return None
-    if trusted_dir(os.fstat(fd)):
+    st = os.fstat(fd)
+    if trusted_dir(st):
+        if _mine(st) and st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+            # Yours but made as TensorBoard makes it (0777, a plain ``%tensorboard`` ran first): anyone
+            # could delete or rename your boards' files there. Sticky, others still add theirs.
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_ISVTX)
         return fd
     os.close(fd)
     return None

