@@ -77,7 +77,7 @@ def _open_dir(create: bool) -> int | None:
         if _mine(st) and st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
             # Yours but made as TensorBoard makes it (0777, a plain ``%tensorboard`` ran first): anyone
             # could delete or rename your boards' files there. Sticky, others still add theirs.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):  # os.fchmod: not on Windows before 3.13
                 os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_ISVTX)
         return fd
     os.close(fd)
