@@ -23,18 +23,27 @@ function prefixPath(model) {
   return p ? `${p}/` : "";
 }
 
+// Jupyter's base URL is a path of the page's own server ("/", "/user/me/"). Anything else is refused: it
+// follows the page's origin in "%ORIGIN%%BASE%", so "@evil.example/" or ".evil.example/" would name another host,
+// and an element of that id may come from a notebook's own HTML on a front end without Jupyter's (VS Code's).
+const BASE_PATH = /^\/(?![/\\])[^\\]*$/;
+
+function basePath(base) {
+  if (typeof base !== "string" || !BASE_PATH.test(base)) return null;
+  return base.endsWith("/") ? base : `${base}/`;
+}
+
 export function jupyterBaseUrl(doc = document) {
   const config = doc.getElementById("jupyter-config-data");
   if (config) {
     try {
       const base = JSON.parse(config.textContent).baseUrl;
-      if (base) return base.endsWith("/") ? base : `${base}/`;
+      if (base) return basePath(base);
     } catch (_e) {
       /* not JSON: fall through */
     }
   }
-  const fromBody = doc.body && doc.body.dataset && doc.body.dataset.baseUrl;
-  return fromBody ? (fromBody.endsWith("/") ? fromBody : `${fromBody}/`) : null;
+  return basePath(doc.body && doc.body.dataset && doc.body.dataset.baseUrl);
 }
 
 async function probe(url, sameOrigin) {
@@ -59,6 +68,14 @@ async function probe(url, sameOrigin) {
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
+function onPageOrigin(url, loc) {
+  try {
+    return new URL(url, loc.href).origin === loc.origin;
+  } catch (_e) {
+    return false;
+  }
+}
+
 // A route's URL for this page, or null when the route does not apply here.
 export function routeUrl(route, port, win = globalThis) {
   const loc = win.location;
@@ -78,7 +95,10 @@ export function routeUrl(route, port, win = globalThis) {
     url = url.replaceAll("%BASE%", base);
   }
   url = url.replaceAll("%ORIGIN%", loc.origin).replaceAll("%PORT%", String(port));
-  return url.endsWith("/") ? url : `${url}/`;
+  url = url.endsWith("/") ? url : `${url}/`;
+  // A route that claims the page's origin (probed with its cookies) never leads anywhere else.
+  if (route.same_origin && !onPageOrigin(url, loc)) return null;
+  return url;
 }
 
 export async function resolveBoardUrl(model, win = globalThis) {
