@@ -68,11 +68,11 @@ async function probe(url, sameOrigin) {
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
-function onPageOrigin(url, loc) {
+function parsed(url, loc) {
   try {
-    return new URL(url, loc.href).origin === loc.origin;
+    return new URL(url, loc.href);
   } catch (_e) {
-    return false;
+    return null;
   }
 }
 
@@ -96,8 +96,11 @@ export function routeUrl(route, port, win = globalThis) {
   }
   url = url.replaceAll("%ORIGIN%", loc.origin).replaceAll("%PORT%", String(port));
   url = url.endsWith("/") ? url : `${url}/`;
-  // A route that claims the page's origin (probed with its cookies) never leads anywhere else.
-  if (route.same_origin && !onPageOrigin(url, loc)) return null;
+  // Only a web page is framed (never javascript: or data:, which would run in the notebook's page), and a route
+  // that claims the page's origin (probed with its cookies) never leads anywhere else.
+  const target = parsed(url, loc);
+  if (!target || (target.protocol !== "http:" && target.protocol !== "https:")) return null;
+  if (route.same_origin && target.origin !== loc.origin) return null;
   return url;
 }
 

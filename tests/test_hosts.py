@@ -180,6 +180,20 @@ def test_a_forged_base_url_never_sends_the_probe_or_the_frame_to_another_host() 
         assert _tried(proxy, page, base) == [expected]
 
 
+def test_a_proxy_template_that_is_not_a_web_address_is_never_framed() -> None:
+    """TENSORBOARD_PROXY_URL is used without a probe. A javascript: or data: value (a mistyped or planted
+    environment variable) would run in the notebook's own page as the frame's source or the Open link: the
+    route is skipped instead, and the next one is tried."""
+    for value in ("javascript:alert(document.domain)//%PORT%", "data:text/html,<script>alert(1)</script>%PORT%"):
+        routes = hosts.by_name("notebook").routes_for({"TENSORBOARD_PROXY_URL": value})
+        assert _tried(routes, "http://localhost:8888/lab", "/") == [
+            None,
+            "http://localhost:6006/",
+            "http://localhost:8888/proxy/6006/",
+            None,
+        ]
+
+
 def test_adding_a_host_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A service that serves every port under its own path (SageMaker Studio's shape, say): one record, and
     detection, the routes the widget gets, the hints and the offline hint follow from it."""
