@@ -118,3 +118,18 @@ def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path) -> None:
                 twin.shutdown()
                 twin.server_close()
             s.server_close()
+
+
+def test_a_named_port_held_on_ipv6_loopback_is_refused_clearly(isolated: Path, tmp_path: Path) -> None:
+    """``--port P`` while another program listens on ``[::1]:P`` only (127.0.0.1:P is free): a browser opening
+    ``http://localhost:P/`` would reach that program, so the start fails as for a port taken on 127.0.0.1."""
+    if not _ipv6_loopback():
+        pytest.skip("IPv6 loopback is disabled here: browsers use 127.0.0.1 only")
+    held = _V6(("::1", 0), _Squatter)
+    port = held.server_address[1]
+    try:
+        with pytest.raises(nbboard.NbboardError, match=f"port {port} is in use"):
+            nbboard.start(str(write_demo_logs(tmp_path / "logs")), port=port, config=BoardConfig(standby=False))
+        assert nbboard.list() == []  # nothing was started
+    finally:
+        held.server_close()
