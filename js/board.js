@@ -23,18 +23,27 @@ function prefixPath(model) {
   return p ? `${p}/` : "";
 }
 
+// Jupyter's base URL is a path of the page's own server ("/", "/user/me/"). Anything else is refused: it
+// follows the page's origin in "%ORIGIN%%BASE%", so "@evil.example/" or ".evil.example/" would name another host,
+// and an element of that id may come from a notebook's own HTML on a front end without Jupyter's (VS Code's).
+const BASE_PATH = /^\/(?![/\\])[^\\]*$/;
+
+function basePath(base) {
+  if (typeof base !== "string" || !BASE_PATH.test(base)) return null;
+  return base.endsWith("/") ? base : `${base}/`;
+}
+
 export function jupyterBaseUrl(doc = document) {
   const config = doc.getElementById("jupyter-config-data");
   if (config) {
     try {
       const base = JSON.parse(config.textContent).baseUrl;
-      if (base) return base.endsWith("/") ? base : `${base}/`;
+      if (base) return basePath(base);
     } catch (_e) {
       /* not JSON: fall through */
     }
   }
-  const fromBody = doc.body && doc.body.dataset && doc.body.dataset.baseUrl;
-  return fromBody ? (fromBody.endsWith("/") ? fromBody : `${fromBody}/`) : null;
+  return basePath(doc.body && doc.body.dataset && doc.body.dataset.baseUrl);
 }
 
 async function probe(url, sameOrigin) {
@@ -59,6 +68,14 @@ async function probe(url, sameOrigin) {
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
+function parsed(url, loc) {
+  try {
+    return new URL(url, loc.href);
+  } catch (_e) {
+    return null;
+  }
+}
+
 // A route's URL for this page, or null when the route does not apply here.
 export function routeUrl(route, port, win = globalThis) {
   const loc = win.location;
@@ -78,7 +95,13 @@ export function routeUrl(route, port, win = globalThis) {
     url = url.replaceAll("%BASE%", base);
   }
   url = url.replaceAll("%ORIGIN%", loc.origin).replaceAll("%PORT%", String(port));
-  return url.endsWith("/") ? url : `${url}/`;
+  url = url.endsWith("/") ? url : `${url}/`;
+  // Only a web page is framed (never javascript: or data:, which would run in the notebook's page), and a route
+  // that claims the page's origin (probed with its cookies) never leads anywhere else.
+  const target = parsed(url, loc);
+  if (!target || (target.protocol !== "http:" && target.protocol !== "https:")) return null;
+  if (route.same_origin && target.origin !== loc.origin) return null;
+  return url;
 }
 
 export async function resolveBoardUrl(model, win = globalThis) {

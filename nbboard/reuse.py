@@ -63,11 +63,16 @@ def wait_for_other_start(record: BoardRecord, timeout: float) -> tuple[Instance,
 
 
 def ensure_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        in_use = s.connect_ex(("127.0.0.1", port)) == 0
-    if in_use:
-        raise PortInUseError(port, port_owner(port))
+    """The port is free on 127.0.0.1 and on [::1], where browsers send ``localhost`` first (nbboard/loopback6.py)."""
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                in_use = s.connect_ex((address, port)) == 0
+        except OSError:  # no IPv6 here: nothing can listen there
+            continue
+        if in_use:
+            raise PortInUseError(port, port_owner(port))
 
 
 def port_owner(port: int) -> str:

@@ -247,7 +247,7 @@ def _make_server(wsgi_app: WSGIApp, flags: Any, run: _Run | None = None) -> Any:
     """TensorBoard's own server factory, called once its data server answers: the moment to fix its sockets."""
     from tensorboard import program
 
-    from . import nodelay
+    from . import loopback6, nodelay
 
     if run is not None:
         run.started.set()  # the early watcher's work is done or moot: this pass covers every socket
@@ -256,7 +256,10 @@ def _make_server(wsgi_app: WSGIApp, flags: Any, run: _Run | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - never let the optimisation stop the board
         outcome = nodelay.Outcome(False, f"{type(e).__name__}: {e}")
     print(outcome.line(), flush=True)
-    server = program.create_port_scanning_werkzeug_server(wrap(wsgi_app, run.middlewares if run else ()), flags)
+    app = wrap(wsgi_app, run.middlewares if run else ())
+    server = loopback6.with_twin(
+        lambda: program.create_port_scanning_werkzeug_server(app, flags), getattr(flags, "port", None) == 0
+    )
     # The server is bound and listening: its port is final, and what the launcher probes next.
     with contextlib.suppress(Exception):  # like the optimisation, the report never stops the board
         from tensorboard import version

@@ -161,6 +161,39 @@ def test_a_proxy_template_comes_first_and_is_used_as_is() -> None:
     assert _tried(routes[:1], "https://hub.example/lab", None) == ["/user/me/proxy/6006/"]
 
 
+def test_a_forged_base_url_never_sends_the_probe_or_the_frame_to_another_host() -> None:
+    """The jupyter-server-proxy route is the page's origin followed by Jupyter's base URL, which board.js reads
+    from the page's first #jupyter-config-data (or body's data-base-url). On a front end without Jupyter's own
+    element (VS Code's webview), a notebook's Markdown or HTML output can hold one: a base that is not a path
+    ("@evil.example/", ".evil.example/", "//evil.example/") must not turn that route into another host, which
+    would be probed with a JSON answer it controls and then framed as the board. Jupyter's own bases still work."""
+    notebook = hosts.by_name("notebook").routes_for({})
+    proxy = [r for r in notebook if r["via"] == "jupyter-server-proxy"]
+    page = "https://hub.example/user/me/lab"
+    for forged in ("@evil.example/", ".evil.example/", "//evil.example/", "/\\evil.example/", "evil/"):
+        (url,) = _tried(proxy, page, forged)
+        assert url is None, (forged, url)
+    for base, expected in (
+        ("/user/me/", "https://hub.example/user/me/proxy/6006/"),
+        ("/", "https://hub.example/proxy/6006/"),
+    ):
+        assert _tried(proxy, page, base) == [expected]
+
+
+def test_a_proxy_template_that_is_not_a_web_address_is_never_framed() -> None:
+    """TENSORBOARD_PROXY_URL is used without a probe. A javascript: or data: value (a mistyped or planted
+    environment variable) would run in the notebook's own page as the frame's source or the Open link: the
+    route is skipped instead, and the next one is tried."""
+    for value in ("javascript:alert(document.domain)//%PORT%", "data:text/html,<script>alert(1)</script>%PORT%"):
+        routes = hosts.by_name("notebook").routes_for({"TENSORBOARD_PROXY_URL": value})
+        assert _tried(routes, "http://localhost:8888/lab", "/") == [
+            None,
+            "http://localhost:6006/",
+            "http://localhost:8888/proxy/6006/",
+            None,
+        ]
+
+
 def test_adding_a_host_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A service that serves every port under its own path (SageMaker Studio's shape, say): one record, and
     detection, the routes the widget gets, the hints and the offline hint follow from it."""

@@ -93,6 +93,8 @@ def test_board_loads_through_the_hubs_proxy_path(
         running = hub.running()  # what the teardown must find stopped
         assert any("configurable-http-proxy" in c for c in running)
         assert any("jupyterhub.singleuser" in c for c in running)
-        assert hub.listening() == {"127.0.0.1"}  # hub, proxy, single-user server and kernel: loopback only
+        # Hub, proxy, single-user server, kernel and board: loopback only (the board holds [::1] at its port too).
+        listening = hub.listening()
+        assert "127.0.0.1" in listening and listening <= {"127.0.0.1", "::1"}, listening
         page.wait_for_timeout(1500)  # let the charts draw for the screenshot
         board.screenshot(path=str(artifacts / "board-jupyterhub.png"))

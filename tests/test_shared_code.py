@@ -23,6 +23,7 @@ from nbboard.config import BoardConfig
 from nbboard.demo import write_demo_logs
 from nbboard.registry import BoardRecord
 from tests.browser import chromium
+from tests.gates import BEARER, GateThread, raw
 
 COLD = BoardConfig(standby=False)
 #: Every fetch of TensorBoard's script by the page: where from, whether from the HTTP cache, whether it came.
@@ -139,6 +140,30 @@ def test_pages_reached_through_a_proxy_are_tensorboards_own(isolated: Path, tmp_
         html = requests.get(board.url, headers=headers, timeout=10).text
         assert plain in html and "nbboard-code" not in html, headers
     assert "nbboard-code" in requests.get(board.url, timeout=10).text
+
+
+def test_a_tunnel_visitor_gets_tensorboards_own_page_whatever_its_host(isolated: Path, tmp_path: Path) -> None:
+    """Through the tunnel's auth gate (real, with its secret), a visitor whose request names TensorBoard's own
+    loopback address as its Host, or sends none (HTTP/1.0, for which the gate writes that address), still gets
+    TensorBoard's page: never one that names the user's other boards' ports (the code origin), nor a script on
+    the visitor's own machine."""
+    first = nbboard.start(str(write_demo_logs(tmp_path / "a")), config=COLD)
+    board = nbboard.start(str(write_demo_logs(tmp_path / "b", seed=1)), config=COLD)
+    assert "nbboard-code" in requests.get(board.url, timeout=10).text  # directly, the page is rewritten
+    gate = GateThread(board.port)
+    try:
+        for request in (
+            b"GET / HTTP/1.0\r\n" + BEARER + b"\r\n",
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % board.port + BEARER + b"Connection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: localhost:%d\r\n" % board.port + BEARER + b"Connection: close\r\n\r\n",
+        ):
+            answer = raw(gate.gate.port, request)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            line = request.split(b"\r\n")[1] if b"Host" in request else b"(no Host)"  # not the secret's line
+            assert b'<script src="index.js?_file_hash=' in answer and b"nbboard-code" not in answer, line
+            assert b":%d" % first.port not in answer
+    finally:
+        gate.close()
 
 
 def test_shared_code_can_be_turned_off(isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -294,7 +294,11 @@ class Gate:
             return False
         try:
             up = upstream()
-            up_writer.write(up.send(self._upstream_request(req, req.length if streamed else len(body))) or b"")
+            peer = writer.get_extra_info("peername")
+            forwarded_for = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            up_writer.write(
+                up.send(self._upstream_request(req, req.length if streamed else len(body), forwarded_for)) or b""
+            )
             if streamed:
                 async for data in _body(reader, visitor):
                     up_writer.write(up.send(h11.Data(data=data)) or b"")
@@ -306,10 +310,13 @@ class Gate:
         finally:
             up_writer.transport.abort()
 
-    def _upstream_request(self, req: Request, length: int) -> h11.Request:
+    def _upstream_request(self, req: Request, length: int, forwarded_for: str = "unknown") -> h11.Request:
         headers = self.auth.strip(end_to_end(req.headers))
         if req.header("host") is None:  # HTTP/1.0 may leave it out; h11 speaks HTTP/1.1 to TensorBoard
             headers.insert(0, ("Host", f"{self.upstream[0]}:{self.upstream[1]}"))
+        # The request came through the gate, whatever its Host says (TensorBoard's own address, or none above):
+        # nbboard.sharedcode serves such a page as TensorBoard does, never naming the user's other boards' ports.
+        headers.append(("X-Forwarded-For", forwarded_for))
         if length or req.method in ("POST", "PUT", "PATCH"):
             headers.append(("Content-Length", str(length)))
         headers.append(("Connection", "close"))
