@@ -240,6 +240,17 @@ def newest_running() -> Instance | None:
     return running[-1] if running else None
 
 
+def still_running(instance: Instance) -> bool:
+    """Whether ``instance``'s process is still the board it names (pid, creation time, command line).
+
+    A view asks before it shows a board again (a page reload): once the board
+    has exited, another program may hold its port, and must never be framed
+    as the board. Process identity only, no HTTP: a board too busy to answer
+    at once is still the board."""
+    proc, _why = liveness.owner(instance.record)
+    return proc is not None
+
+
 # ---------------------------------------------------------------------------
 # kill
 

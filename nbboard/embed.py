@@ -92,6 +92,7 @@ class Board:
         self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
         self._config: BoardConfig | None = None
         self._standby_hook: Callable[[], None] | None = None
+        self._instance = instance  # the board shown, once known (see _recheck)
         if self.host.view == "text":
             return
         user, host = kernel_login()
@@ -114,7 +115,7 @@ class Board:
         else:
             from .widget import BoardWidget
 
-            self.view = BoardWidget(routes=self.host.routes_for(), **state)
+            self.view = BoardWidget(routes=self.host.routes_for(), recheck=self._recheck, **state)
         self.view.display()
 
     def show(self, instance: Instance) -> None:
@@ -127,6 +128,7 @@ class Board:
             if hint:
                 print(hint)
             return
+        self._instance = instance
         view = self.view
         view.remote_hint = remote_hint(self.env, instance.port, view.kernel_user, view.kernel_host)
         view.show(instance)
@@ -200,6 +202,20 @@ class Board:
             self.fail(str(e))
             return
         self.show(instance)
+
+    def _recheck(self) -> None:
+        """A front end asks for the whole state (a page reload): a board that has exited since is shown stopped,
+        never framed again, since another program may hold its port by now."""
+        from . import api
+
+        view, instance = self.view, self._instance
+        if view is None or instance is None or view.status != Status.RUNNING or view.pid != instance.pid:
+            return
+        if api.still_running(instance):
+            return
+        with view.hold_sync():
+            view.note = f"TensorBoard on port {view.port} (pid {view.pid}) has exited. Run the cell again to start it."
+            view.status = Status.STOPPED
 
     def stop(self) -> None:
         """Stop this board's TensorBoard (the widget's Stop button)."""

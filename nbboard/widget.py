@@ -10,6 +10,7 @@ knows no API. The state and action names are :mod:`nbboard.boardview`'s.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import anywidget
@@ -38,12 +39,22 @@ class BoardWidget(anywidget.AnyWidget, BoardState):
     candidates = traitlets.List(traitlets.Dict()).tag(sync=True)
     chosen = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, recheck: Callable[[], None] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
         self.handle: Any = None
+        #: The owner's check that the board is still there (embed.Board): run when a front end asks for the whole
+        #: state, i.e. when it makes its view anew (a page reload), so that the state it gets says so.
+        self.recheck = recheck
         super().__init__(**kwargs)
         self.on_msg(self._on_front_end_msg)
         self.observe(self._on_tunnel_url, names="tunnel_url")
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        # ipywidgets asks for the whole state (key None) when the model is made and when a front end restores it
+        # from the kernel (request_state, request_states): after a page reload, before any view frames the port.
+        if key is None and self.recheck is not None:
+            self.recheck()
+        return super().get_state(key=key, drop_defaults=drop_defaults)
 
     def _on_tunnel_url(self, change: Any) -> None:
         if change["old"] and change["new"]:

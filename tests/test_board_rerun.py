@@ -7,13 +7,18 @@ the same document shown again keeps the mark and asks for nothing; a new load ha
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -286,3 +291,81 @@ def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
         page.command("one.ipynb", 2, "notebook:run-cell")
         assert _mark_of(page.board_frame("one.ipynb", 2)) == "the same document"
         page.page.context.close()
+
+
+class _Squatter(http.server.BaseHTTPRequestHandler):
+    """Another local program on the port a board held: answers every request with a page of its own."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.asked.append(self.path)
+        body = b"<title>squatter</title>not your board"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _V6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _squat(port: int) -> list[http.server.HTTPServer]:
+    """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would."""
+    servers: list[http.server.HTTPServer] = [http.server.ThreadingHTTPServer(("127.0.0.1", port), _Squatter)]
+    with contextlib.suppress(OSError):  # no IPv6 loopback here: browsers use 127.0.0.1 only
+        servers.append(_V6Server(("::1", port), _Squatter))
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    return servers
+
+
+def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
+    lab: tuple[JupyterServer, Path], tmp_path: Path
+) -> None:
+    """The board's process ends by itself (killed here, as a crash would end it), another program takes its
+    port, and the notebook is opened anew in the browser (a page reload or another tab: the widget is restored
+    from the kernel). Its output says the board exited and frames nothing: the other program is asked for
+    nothing, neither the probe nor a page (before, the restored view probed the port and framed the other
+    program as the board)."""
+    server, work = lab
+    a = write_demo_logs(tmp_path / "logs-a")
+    _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
+    _Squatter.asked = []
+    squatters: list[http.server.HTTPServer] = []
+    with chromium(tmp_path) as browser:
+        page = _lab(browser, server)
+        page.show_board("one.ipynb", 2)
+        (board,) = nbboard.list()
+        page.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.page.context.close()
+        proc = psutil.Process(board.pid)
+        proc.kill()
+        proc.wait(30)
+        try:
+            squatters = _squat(board.port)
+            again = _lab(browser, server)
+            again.open("one.ipynb", 2)
+            state = again.page.wait_for_function(
+                f"""() => {{
+                    const node = ({PANEL})('one.ipynb').content.widgets[1].node;
+                    const view = node.querySelector('.jp-OutputArea .nbboard');
+                    if (!view) return null;
+                    if (view.querySelector('iframe')) return 'framed';
+                    return view.dataset.state === 'stopped' ? view.textContent : null;
+                }}""",
+                timeout=120_000,
+            ).json_value()
+            time.sleep(1.0)  # a probe or a frame would have reached the other program by now
+            assert state != "framed" and "has exited" in state, state
+            assert _Squatter.asked == []
+            again.page.context.close()
+        finally:
+            for s in squatters:
+                s.shutdown()
+                s.server_close()
