@@ -11,7 +11,6 @@ import contextlib
 import http.server
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import requests
 import nbboard
 from nbboard.demo import write_demo_logs
 from tests.browser import JupyterServer, chromium
+from tests.squatter import Squatter, V6Server
 
 #: The notebook panel at ``path`` in the page (the main area may hold several).
 PANEL = """(path) => window.jupyterapp.shell.widgets('main') ? [...window.jupyterapp.shell.widgets('main')]
@@ -293,33 +293,11 @@ def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
         page.page.context.close()
 
 
-class _Squatter(http.server.BaseHTTPRequestHandler):
-    """Another local program on the port a board held: answers every request with a page of its own."""
-
-    asked: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.asked.append(self.path)
-        body = b"<title>squatter</title>not your board"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _V6Server(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
 def _squat(port: int) -> list[http.server.HTTPServer]:
     """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would."""
-    servers: list[http.server.HTTPServer] = [http.server.ThreadingHTTPServer(("127.0.0.1", port), _Squatter)]
+    servers: list[http.server.HTTPServer] = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Squatter)]
     with contextlib.suppress(OSError):  # no IPv6 loopback here: browsers use 127.0.0.1 only
-        servers.append(_V6Server(("::1", port), _Squatter))
+        servers.append(V6Server(("::1", port), Squatter))
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     return servers
@@ -336,7 +314,7 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
     server, work = lab
     a = write_demo_logs(tmp_path / "logs-a")
     _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
-    _Squatter.asked = []
+    Squatter.asked = []
     squatters: list[http.server.HTTPServer] = []
     with chromium(tmp_path) as browser:
         page = _lab(browser, server)
@@ -363,7 +341,7 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
             ).json_value()
             time.sleep(1.0)  # a probe or a frame would have reached the other program by now
             assert state != "framed" and "has exited" in state, state
-            assert _Squatter.asked == []
+            assert Squatter.asked == []
             again.page.context.close()
         finally:
             for s in squatters:

@@ -8,7 +8,6 @@ and Chromium tries ``[::1]`` first.
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 from pathlib import Path
@@ -22,25 +21,9 @@ from nbboard import loopback6
 from nbboard.config import BoardConfig
 from nbboard.demo import write_demo_logs
 from tests.browser import chromium
+from tests.squatter import Squatter, V6Server
 
 pytestmark = pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 loopback: browsers use 127.0.0.1 only")
-
-
-class _V6(http.server.HTTPServer):
-    address_family = socket.AF_INET6
-
-
-class _Squatter(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = b"<title>squatter</title>not your board"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _ipv6_loopback() -> bool:
@@ -60,7 +43,7 @@ def test_no_other_program_can_answer_for_a_board_at_localhost(isolated: Path, tm
     board = nbboard.start(str(write_demo_logs(tmp_path / "logs")), config=BoardConfig(standby=False))
     squatter = None
     try:
-        squatter = _V6(("::1", board.port), _Squatter)
+        squatter = V6Server(("::1", board.port), Squatter)
     except OSError:
         pass
     if squatter is not None:
@@ -88,7 +71,7 @@ def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path) -> None:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"board"]
 
-    held = _V6(("::1", 0), _Squatter)
+    held = V6Server(("::1", 0), Squatter)
     taken = held.server_address[1]
     ports = iter([taken, 0])
     made: list[serving.BaseWSGIServer] = []
@@ -125,7 +108,7 @@ def test_a_named_port_held_on_ipv6_loopback_is_refused_clearly(isolated: Path, t
     ``http://localhost:P/`` would reach that program, so the start fails as for a port taken on 127.0.0.1."""
     if not _ipv6_loopback():
         pytest.skip("IPv6 loopback is disabled here: browsers use 127.0.0.1 only")
-    held = _V6(("::1", 0), _Squatter)
+    held = V6Server(("::1", 0), Squatter)
     port = held.server_address[1]
     try:
         with pytest.raises(nbboard.NbboardError, match=f"port {port} is in use"):
