@@ -18,7 +18,7 @@ from typing import Any
 
 from . import cli_parser, options
 from .cli_parser import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, split_extra
-from .errors import NbboardError, UsageError, shown
+from .errors import NbboardError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,9 +115,7 @@ def _discovered_logdir() -> str:
     found = discover.discover(os.getcwd())
     if len(found.candidates) == 1:
         only = found.candidates[0]
-        sys.stderr.write(
-            f"no logdir given; found event files in {shown(only.path, 4096)} ({fmt.candidate_detail(only.runs, only.latest)})\n"
-        )
+        sys.stderr.write(fmt.found_one(only) + "\n")
         return only.path
     if found.candidates:
         raise UsageError(f"no logdir given; {fmt.candidates(found, 'nbboard start')}", "run one of these lines")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import errors
-from .discover import Discovery
+from .discover import Candidate, Discovery
 from .instance import Instance
 from .links import printable
 from .registry import EndedRecord, Skipped, StandbyRecord
@@ -224,6 +224,14 @@ def candidate_detail(runs: int, latest: float, now: float | None = None) -> str:
     now = time.time() if now is None else now
     age = f"written {duration(now - latest)} ago" if latest else "no write time"
     return f"{age}, {runs} run{'s' if runs != 1 else ''}"
+
+
+def found_one(only: Candidate) -> str:
+    """The one logdir found when none was given, and how recent it is (escaped, as in :func:`candidates`)."""
+    return (
+        f"no logdir given; found event files in {errors.shown(only.path, 4096)} "
+        f"({candidate_detail(only.runs, only.latest)})"
+    )
 
 
 def candidates(found: Discovery, command: str, now: float | None = None) -> str:

@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,36 +67,28 @@ class Handoff:
 
 def connect(port: int, key: str, payload: str) -> socket.socket | None:
     """The starter's side: prove the key both ways, send ``payload``; the socket to confirm on, or None."""
-    import threading
-
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=HANDOFF_TIMEOUT)
     except OSError:
         return None
-    # The timeout bounds each read, not the hand-off: whatever listens there trickling a byte a second would
-    # hold this start for a thousand reads. The whole hand-off gets a deadline, as the door gives its callers.
-    cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(sock,))
-    cutoff.daemon = True
     try:
-        cutoff.start()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = sock.makefile("rb")
-        ours = secrets.token_hex(NONCE_HEX // 2)
-        _send(sock, {"hello": ours})
-        reply = _receive(reader, MAX_SHORT_MESSAGE)
-        theirs = _hex(reply.get("nonce"), NONCE_HEX)
-        if not hmac.compare_digest(_hex(reply.get("proof"), PROOF_HEX), _mac(key, "standby", ours, theirs)):
-            raise ValueError("the standby did not prove it holds the key")
-        _send(sock, {"proof": _mac(key, "starter", theirs, payload), "payload": payload})
-        if _receive(reader, MAX_SHORT_MESSAGE).get("ok") is not True:
-            raise ValueError("the standby refused")
-        reader.close()
-        return sock
+        with _deadline(sock):  # whatever listens there may trickle its answers, as a caller of the door may
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = sock.makefile("rb")
+            ours = secrets.token_hex(NONCE_HEX // 2)
+            _send(sock, {"hello": ours})
+            reply = _receive(reader, MAX_SHORT_MESSAGE)
+            theirs = _hex(reply.get("nonce"), NONCE_HEX)
+            if not hmac.compare_digest(_hex(reply.get("proof"), PROOF_HEX), _mac(key, "standby", ours, theirs)):
+                raise ValueError("the standby did not prove it holds the key")
+            _send(sock, {"proof": _mac(key, "starter", theirs, payload), "payload": payload})
+            if _receive(reader, MAX_SHORT_MESSAGE).get("ok") is not True:
+                raise ValueError("the standby refused")
+            reader.close()
+            return sock
     except Exception:  # noqa: BLE001 - whatever answered on that port, the start runs cold instead
         sock.close()
         return None
-    finally:
-        cutoff.cancel()
 
 
 class Door:
@@ -144,18 +137,13 @@ class Door:
         return True
 
     def _hear(self, conn: socket.socket) -> None:
-        import threading
-
-        # A caller trickling bytes would hold this thread forever: its whole hand-off gets a deadline.
-        cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(conn,))
         job = None
         try:
-            cutoff.start()
-            job = _serve_handshake(conn, self.key, self._claim)
+            with _deadline(conn):
+                job = _serve_handshake(conn, self.key, self._claim)
         except Exception as e:  # noqa: BLE001 - anyone can call: nothing a caller sends may reach the log as a traceback
             _refusals.note(type(e).__name__)
         finally:
-            cutoff.cancel()
             self._callers.release()
         if job is None:
             with contextlib.suppress(OSError):
@@ -207,6 +195,21 @@ _refusals = _Refusals()
 def _hang_up(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def _deadline(conn: socket.socket) -> Iterator[None]:
+    """The whole hand-off on ``conn`` ends within 2 × HANDOFF_TIMEOUT, on either side: the socket's timeout
+    bounds each read only, and a peer trickling a byte at a time would hold it for a thousand of them."""
+    import threading
+
+    cutoff = threading.Timer(2 * HANDOFF_TIMEOUT, _hang_up, args=(conn,))
+    cutoff.daemon = True
+    cutoff.start()
+    try:
+        yield
+    finally:
+        cutoff.cancel()
 
 
 def _serve_handshake(conn: socket.socket, key: str, claim: Any) -> dict[str, Any] | None:

@@ -55,7 +55,7 @@ def serve_twin(server: Any) -> bool | None:
     return True
 
 
-def with_twin(create: Callable[[], Any], system_port: bool, warn: Callable[[str], None] | None = None) -> Any:
+def with_twin(create: Callable[[], Any], system_port: bool) -> Any:
     """``create()``'s server, with its ``[::1]`` twin; a new port while another program holds that twin."""
     tries = TRIES if system_port else 1
     server = create()
@@ -67,12 +67,9 @@ def with_twin(create: Callable[[], Any], system_port: bool, warn: Callable[[str]
                 server.server_close()
             server = create()
     port = server.server_address[1]
-    (warn or _log)(
+    print(  # the board's log, for whoever wonders why localhost shows something else
         f"nbboard: another program listens on [::1]:{port}; a browser opening http://localhost:{port}/ reaches it, "
-        f"not this board: open http://127.0.0.1:{port}/"
+        f"not this board: open http://127.0.0.1:{port}/",
+        flush=True,
     )
     return server
-
-
-def _log(line: str) -> None:
-    print(line, flush=True)  # the board's log, for whoever wonders why localhost shows something else

@@ -221,7 +221,7 @@ class BoardMagics(Magics):
         import dataclasses
 
         from . import discover, embed, fmt
-        from .errors import UsageError, shown
+        from .errors import UsageError
 
         found = discover.discover(_cwd())
         if not found.candidates:
@@ -232,9 +232,7 @@ class BoardMagics(Magics):
             )
         if len(found.candidates) == 1:
             only = found.candidates[0]
-            print(
-                f"nbboard: no logdir given; found event files in {shown(only.path, 4096)} ({fmt.candidate_detail(only.runs, only.latest)})"
-            )
+            print(f"nbboard: {fmt.found_one(only)}")
             self._start_and_show(dataclasses.replace(cmd, logdir=only.path))
             return
         board = embed.Board(cmd.height or self.height) if cmd.display else None

@@ -61,7 +61,7 @@ def test_no_other_program_can_answer_for_a_board_at_localhost(isolated: Path, tm
             squatter.server_close()
 
 
-def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path) -> None:
+def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Another program already holds ``[::1]`` at the port the system gave: the board takes another port (a
     port the user named stays, and the log says to open 127.0.0.1)."""
     if not _ipv6_loopback():
@@ -85,11 +85,11 @@ def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path) -> None:
         port = server.server_address[1]
         assert port != taken and len(made) == 2
         assert requests.get(f"http://[::1]:{port}/", timeout=10).text == "board"
-        lines: list[str] = []
+        capsys.readouterr()
         ports = iter([taken])
-        named = loopback6.with_twin(create, system_port=False, warn=lines.append)
+        named = loopback6.with_twin(create, system_port=False)
         assert named.server_address[1] == taken
-        assert lines == [
+        assert capsys.readouterr().out.splitlines() == [
             f"nbboard: another program listens on [::1]:{taken}; a browser opening http://localhost:{taken}/ "
             f"reaches it, not this board: open http://127.0.0.1:{taken}/"
         ]
