@@ -110,6 +110,7 @@ def test_nodelay_is_set_on_the_real_data_server_sockets(isolated: Path, demo_log
 
 
 INJECT_ENOSYS = """
+import errno
 import nbboard.nodelay as n
 def _refuse(pidfd, target):
     raise OSError(errno.ENOSYS, "Function not implemented")
