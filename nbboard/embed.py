@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -92,7 +93,8 @@ class Board:
         self._offered: set[str] = set()  # logdirs offered as buttons (see offer)
         self._config: BoardConfig | None = None
         self._standby_hook: Callable[[], None] | None = None
-        self._instance = instance  # the board shown, once known (see _recheck)
+        self._instance = instance  # the board shown, once known (see recheck)
+        self._lock = threading.RLock()  # recheck runs in nbboard.watch's thread too
         if self.host.view == "text":
             return
         user, host = kernel_login()
@@ -115,7 +117,7 @@ class Board:
         else:
             from .widget import BoardWidget
 
-            self.view = BoardWidget(routes=self.host.routes_for(), recheck=self._recheck, **state)
+            self.view = BoardWidget(routes=self.host.routes_for(), recheck=self.recheck, **state)
         self.view.display()
 
     def show(self, instance: Instance) -> None:
@@ -128,11 +130,16 @@ class Board:
             if hint:
                 print(hint)
             return
-        self._instance = instance
         view = self.view
-        view.remote_hint = remote_hint(self.env, instance.port, view.kernel_user, view.kernel_host)
-        view.show(instance)
+        with self._lock:
+            self._instance = instance
+            view.remote_hint = remote_hint(self.env, instance.port, view.kernel_user, view.kernel_host)
+            view.show(instance)
         view.refresh()
+        if self.host.view == "widget" and view.status == Status.RUNNING:
+            from . import watch
+
+            watch.watch(self)
         hint = tunnel_hint(self.env, instance.port)
         if hint:
             print(hint)
@@ -203,19 +210,26 @@ class Board:
             return
         self.show(instance)
 
-    def _recheck(self) -> None:
-        """A front end asks for the whole state (a page reload): a board that has exited since is shown stopped,
-        never framed again, since another program may hold its port by now."""
+    def recheck(self) -> bool:
+        """Show the board stopped if it has exited, since another program may hold its port by now: it is never
+        framed again. Asked when a front end wants the whole state (a page reload) and, while the page stays
+        open, by :mod:`nbboard.watch`. False when there is no running board to check (any more)."""
         from . import api
 
-        view, instance = self.view, self._instance
-        if view is None or instance is None or view.status != Status.RUNNING or view.pid != instance.pid:
-            return
-        if api.still_running(instance):
-            return
-        with view.hold_sync():
-            view.note = f"TensorBoard on port {view.port} (pid {view.pid}) has exited. Run the cell again to start it."
-            view.status = Status.STOPPED
+        with self._lock:
+            view, instance = self.view, self._instance
+            if view is None or instance is None or view.status != Status.RUNNING or view.pid != instance.pid:
+                return False
+            if getattr(view, "comm", True) is None:  # the widget was closed: no front end to tell
+                return False
+            if api.still_running(instance):
+                return True
+            with view.hold_sync():
+                view.note = (
+                    f"TensorBoard on port {view.port} (pid {view.pid}) has exited. Run the cell again to start it."
+                )
+                view.status = Status.STOPPED
+            return False
 
     def stop(self) -> None:
         """Stop this board's TensorBoard (the widget's Stop button)."""
@@ -224,15 +238,16 @@ class Board:
 
         view = self.view
         assert view is not None
-        try:
-            report = api.kill(pid=view.pid)
-            stopped = bool(report.stopped)
-            note = f"stopped TensorBoard on port {view.port} (pid {view.pid})" if stopped else "already stopped"
-        except NbboardError:
-            note = f"TensorBoard on port {view.port} had already stopped"
-        with view.hold_sync():
-            view.note = note
-            view.status = Status.STOPPED
+        with self._lock:  # nbboard.watch must not call it "exited" between the kill and this note
+            try:
+                report = api.kill(pid=view.pid)
+                stopped = bool(report.stopped)
+                note = f"stopped TensorBoard on port {view.port} (pid {view.pid})" if stopped else "already stopped"
+            except NbboardError:
+                note = f"TensorBoard on port {view.port} had already stopped"
+            with view.hold_sync():
+                view.note = note
+                view.status = Status.STOPPED
 
     def close_tunnel(self) -> None:
         """Close this board's public tunnel (the widget's Close link button); the board keeps running."""

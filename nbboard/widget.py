@@ -39,7 +39,7 @@ class BoardWidget(anywidget.AnyWidget, BoardState):
     candidates = traitlets.List(traitlets.Dict()).tag(sync=True)
     chosen = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, recheck: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def __init__(self, recheck: Callable[[], object] | None = None, **kwargs: Any) -> None:
         self._url = ""  # the loopback URL (Instance.url) for front ends without widgets
         self.handle: Any = None
         #: The owner's check that the board is still there (embed.Board): run when a front end asks for the whole

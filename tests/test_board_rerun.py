@@ -347,3 +347,60 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
             for s in squatters:
                 s.shutdown()
                 s.server_close()
+
+
+def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never_framed_again(
+    lab: tuple[JupyterServer, Path], tmp_path: Path
+) -> None:
+    """The board's process ends (killed here, as a crash or ``nbboard kill`` in a terminal would end it) while
+    the notebook stays open and another cell is running, as a training loop would be. Within moments the view
+    says the board exited, drops its frame and disables Reload; a program that then takes the port is asked for
+    nothing, Reload pressed or not (before, the view kept its frame and Reload framed that program as the
+    board: through jupyter-server-proxy, on Jupyter's own origin)."""
+    server, work = lab
+    a = write_demo_logs(tmp_path / "logs-a")
+    _notebook(
+        work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500", "import time; time.sleep(300)"
+    )
+    Squatter.asked = []
+    squatters: list[http.server.HTTPServer] = []
+    with chromium(tmp_path) as browser:
+        page = _lab(browser, server)
+        page.show_board("one.ipynb", 3)
+        (board,) = nbboard.list()
+        page.page.evaluate(  # run the long cell, without waiting for it
+            f"""() => {{
+                const panel = ({PANEL})('one.ipynb');
+                panel.content.activeCellIndex = 2;
+                window.jupyterapp.commands.execute('notebook:run-cell');
+            }}"""
+        )
+        page.page.wait_for_function(
+            f"() => ({PANEL})('one.ipynb').sessionContext.session.kernel.status === 'busy'", timeout=60_000
+        )
+        proc = psutil.Process(board.pid)
+        proc.kill()
+        proc.wait(30)
+        state = page.page.wait_for_function(
+            f"""() => {{
+                const view = ({PANEL})('one.ipynb').content.widgets[1].node.querySelector('.jp-OutputArea .nbboard');
+                return view && view.dataset.state === 'stopped' && !document.querySelector('iframe.nbboard-frame')
+                    && view.querySelector('.nbboard-reload').disabled ? view.textContent : null;
+            }}""",
+            timeout=30_000,
+        ).json_value()
+        assert "has exited" in state and f"port {board.port}" in state, state
+        assert page.page.evaluate(f"() => ({PANEL})('one.ipynb').sessionContext.session.kernel.status") == "busy"
+        try:
+            squatters = _squat(board.port)
+            page.page.evaluate(
+                f"() => ({PANEL})('one.ipynb').content.widgets[1].node.querySelector('.nbboard-reload').click()"
+            )
+            time.sleep(1.0)  # a probe or a frame would have reached the other program by now
+            assert Squatter.asked == []
+            assert page.page.evaluate("() => document.querySelectorAll('iframe.nbboard-frame').length") == 0
+            page.page.context.close()
+        finally:
+            for s in squatters:
+                s.shutdown()
+                s.server_close()

@@ -16,7 +16,7 @@ import nbboard
 from nbboard import magic_args
 from nbboard.errors import UsageError
 from tests.helpers import ROOT, tensorboards_serving
-from tests.kernel import Kernel, widget_bundles, widget_state
+from tests.kernel import Kernel, board_comm, widget_bundles, widget_state
 
 
 def _board(kernel: Kernel, line: str) -> tuple[dict, list[dict], str]:
@@ -61,6 +61,47 @@ def test_board_kill_and_list(kernel: Kernel, demo_logs: Path) -> None:
     assert f"stopped TensorBoard on port {state['port']} (pid {state['pid']}" in killed
     assert tensorboards_serving(demo_logs) == []
     assert "no TensorBoard running" in kernel.text("%board list")
+
+
+def test_a_board_that_exits_while_another_cell_runs_is_shown_stopped_before_that_cell_ends(
+    kernel: Kernel, demo_logs: Path
+) -> None:
+    """The board's process ends (killed here, as a crash would end it) while a training cell runs: the kernel
+    tells the widget's front end at once, in a comm update, that the board exited (the front end then drops its
+    frame and Reload, so a program that takes the port next is never framed). A request from the front end
+    would wait behind the running cell."""
+    outs = kernel.run(f"%board --logdir {demo_logs}")
+    comm_id = board_comm(outs)
+    (inst,) = nbboard.list()
+    training = kernel.kc.execute("import time; time.sleep(120)", stop_on_error=False)
+
+    def next_message() -> dict:
+        msg = kernel.kc.get_iopub_msg(timeout=60)
+        state = msg["content"].get("execution_state")
+        assert not (msg["parent_header"].get("msg_id") == training and state == "idle"), "the cell ended first"
+        return msg
+
+    msg = next_message()
+    while not (msg["parent_header"].get("msg_id") == training and msg["content"].get("execution_state") == "busy"):
+        msg = next_message()
+    proc = psutil.Process(inst.pid)
+    proc.kill()
+    proc.wait(30)
+    while True:
+        msg = next_message()
+        data = msg["content"].get("data") or {}
+        if (
+            msg["msg_type"] == "comm_msg"
+            and msg["content"].get("comm_id") == comm_id
+            and data.get("method") == "update"
+        ):
+            state = data.get("state", {})
+            if state.get("status") == "stopped":
+                break
+    assert f"TensorBoard on port {inst.port} (pid {inst.pid}) has exited" in state["note"]
+    kernel.km.interrupt_kernel()  # end the "training"
+    while not (msg["parent_header"].get("msg_id") == training and msg["content"].get("execution_state") == "idle"):
+        msg = kernel.kc.get_iopub_msg(timeout=60)
 
 
 def test_widget_stop_button_stops_the_process(kernel: Kernel, demo_logs: Path) -> None:
