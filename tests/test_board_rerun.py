@@ -293,14 +293,29 @@ def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
         page.page.context.close()
 
 
-def _squat(port: int) -> list[http.server.HTTPServer]:
-    """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would."""
+@contextlib.contextmanager
+def _squatting(port: int) -> Iterator[None]:
+    """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would, with
+    :attr:`Squatter.asked` empty at first."""
+    Squatter.asked = []
     servers: list[http.server.HTTPServer] = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Squatter)]
     with contextlib.suppress(OSError):  # no IPv6 loopback here: browsers use 127.0.0.1 only
         servers.append(V6Server(("::1", port), Squatter))
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    return servers
+    try:
+        yield
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+
+
+def _crash(pid: int) -> None:
+    """End the board's process as a crash would (no clean-up of its own)."""
+    proc = psutil.Process(pid)
+    proc.kill()
+    proc.wait(30)
 
 
 def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
@@ -314,19 +329,14 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
     server, work = lab
     a = write_demo_logs(tmp_path / "logs-a")
     _notebook(work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500")
-    Squatter.asked = []
-    squatters: list[http.server.HTTPServer] = []
     with chromium(tmp_path) as browser:
         page = _lab(browser, server)
         page.show_board("one.ipynb", 2)
         (board,) = nbboard.list()
         page.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.page.context.close()
-        proc = psutil.Process(board.pid)
-        proc.kill()
-        proc.wait(30)
-        try:
-            squatters = _squat(board.port)
+        _crash(board.pid)
+        with _squatting(board.port):
             again = _lab(browser, server)
             again.open("one.ipynb", 2)
             state = again.page.wait_for_function(
@@ -343,10 +353,6 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
             assert state != "framed" and "has exited" in state, state
             assert Squatter.asked == []
             again.page.context.close()
-        finally:
-            for s in squatters:
-                s.shutdown()
-                s.server_close()
 
 
 def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never_framed_again(
@@ -362,8 +368,6 @@ def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never
     _notebook(
         work / "one.ipynb", "%load_ext nbboard", f"%board --logdir {a} --height 500", "import time; time.sleep(300)"
     )
-    Squatter.asked = []
-    squatters: list[http.server.HTTPServer] = []
     with chromium(tmp_path) as browser:
         page = _lab(browser, server)
         page.show_board("one.ipynb", 3)
@@ -378,9 +382,7 @@ def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never
         page.page.wait_for_function(
             f"() => ({PANEL})('one.ipynb').sessionContext.session.kernel.status === 'busy'", timeout=60_000
         )
-        proc = psutil.Process(board.pid)
-        proc.kill()
-        proc.wait(30)
+        _crash(board.pid)
         state = page.page.wait_for_function(
             f"""() => {{
                 const view = ({PANEL})('one.ipynb').content.widgets[1].node.querySelector('.jp-OutputArea .nbboard');
@@ -391,8 +393,7 @@ def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never
         ).json_value()
         assert "has exited" in state and f"port {board.port}" in state, state
         assert page.page.evaluate(f"() => ({PANEL})('one.ipynb').sessionContext.session.kernel.status") == "busy"
-        try:
-            squatters = _squat(board.port)
+        with _squatting(board.port):
             page.page.evaluate(
                 f"() => ({PANEL})('one.ipynb').content.widgets[1].node.querySelector('.nbboard-reload').click()"
             )
@@ -400,7 +401,3 @@ def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never
             assert Squatter.asked == []
             assert page.page.evaluate("() => document.querySelectorAll('iframe.nbboard-frame').length") == 0
             page.page.context.close()
-        finally:
-            for s in squatters:
-                s.shutdown()
-                s.server_close()
