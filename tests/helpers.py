@@ -41,6 +41,23 @@ SERVE = "nbboard.serve"
 STANDBY = "nbboard.standby"
 
 
+def crash(pid: int) -> None:
+    """End a board's process as a crash would (SIGKILL: no clean-up of its own), and return once it is dead.
+
+    Dead, not gone: a board the kernel started stays its zombie until reaped, which may take seconds.
+    """
+    proc = psutil.Process(pid)
+    proc.kill()
+
+    def dead() -> bool:
+        try:
+            return proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(dead, f"process {pid} to die after SIGKILL", timeout=30)
+
+
 def tensorboards_under(root: Path) -> list[psutil.Process]:
     """Every TensorBoard whose command line names a path under ``root``, and every standby of a registry or
     temp dir under ``root`` that became a board serving a path under ``root`` (a standby's command line names no

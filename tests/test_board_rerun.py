@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import requests
 
 import nbboard
 from nbboard.demo import write_demo_logs
 from tests.browser import JupyterServer, chromium
+from tests.helpers import crash
 from tests.squatter import Squatter, V6Server
 
 #: The notebook panel at ``path`` in the page (the main area may hold several).
@@ -311,13 +311,6 @@ def _squatting(port: int) -> Iterator[None]:
             s.server_close()
 
 
-def _crash(pid: int) -> None:
-    """End the board's process as a crash would (no clean-up of its own)."""
-    proc = psutil.Process(pid)
-    proc.kill()
-    proc.wait(30)
-
-
 def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
     lab: tuple[JupyterServer, Path], tmp_path: Path
 ) -> None:
@@ -335,7 +328,7 @@ def test_a_board_that_exited_is_never_framed_again_when_the_page_comes_back(
         (board,) = nbboard.list()
         page.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.page.context.close()
-        _crash(board.pid)
+        crash(board.pid)
         with _squatting(board.port):
             again = _lab(browser, server)
             again.open("one.ipynb", 2)
@@ -382,7 +375,7 @@ def test_a_board_that_exits_while_its_page_stays_open_is_shown_stopped_and_never
         page.page.wait_for_function(
             f"() => ({PANEL})('one.ipynb').sessionContext.session.kernel.status === 'busy'", timeout=60_000
         )
-        _crash(board.pid)
+        crash(board.pid)
         state = page.page.wait_for_function(
             f"""() => {{
                 const view = ({PANEL})('one.ipynb').content.widgets[1].node.querySelector('.jp-OutputArea .nbboard');

@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 import nbboard
 from nbboard import magic_args
 from nbboard.errors import UsageError
-from tests.helpers import ROOT, tensorboards_serving
+from tests.helpers import ROOT, crash, tensorboards_serving
 from tests.kernel import Kernel, board_comm, widget_bundles, widget_state
 
 
@@ -64,7 +64,7 @@ def test_board_kill_and_list(kernel: Kernel, demo_logs: Path) -> None:
 
 
 def test_a_board_that_exits_while_another_cell_runs_is_shown_stopped_before_that_cell_ends(
-    kernel: Kernel, demo_logs: Path
+    kernel: Kernel, demo_logs: Path, tmp_path: Path
 ) -> None:
     """The board's process ends (killed here, as a crash would end it) while a training cell runs: the kernel
     tells the widget's front end at once, in a comm update, that the board exited (the front end then drops its
@@ -73,7 +73,12 @@ def test_a_board_that_exits_while_another_cell_runs_is_shown_stopped_before_that
     outs = kernel.run(f"%board --logdir {demo_logs}")
     comm_id = board_comm(outs)
     (inst,) = nbboard.list()
-    training = kernel.kc.execute("import time; time.sleep(120)", stop_on_error=False)
+    done = tmp_path / "training-done"  # the "training" ends when the test has seen the update (or after 120 s)
+    training = kernel.kc.execute(
+        f"import os, time\nt = time.monotonic() + 120\n"
+        f"while time.monotonic() < t and not os.path.exists({str(done)!r}):\n    time.sleep(0.05)",
+        stop_on_error=False,
+    )
 
     def next_message() -> dict:
         msg = kernel.kc.get_iopub_msg(timeout=60)
@@ -84,9 +89,7 @@ def test_a_board_that_exits_while_another_cell_runs_is_shown_stopped_before_that
     msg = next_message()
     while not (msg["parent_header"].get("msg_id") == training and msg["content"].get("execution_state") == "busy"):
         msg = next_message()
-    proc = psutil.Process(inst.pid)
-    proc.kill()
-    proc.wait(30)
+    crash(inst.pid)
     while True:
         msg = next_message()
         data = msg["content"].get("data") or {}
@@ -99,7 +102,7 @@ def test_a_board_that_exits_while_another_cell_runs_is_shown_stopped_before_that
             if state.get("status") == "stopped":
                 break
     assert f"TensorBoard on port {inst.port} (pid {inst.pid}) has exited" in state["note"]
-    kernel.km.interrupt_kernel()  # end the "training"
+    done.touch()
     while not (msg["parent_header"].get("msg_id") == training and msg["content"].get("execution_state") == "idle"):
         msg = kernel.kc.get_iopub_msg(timeout=60)
 
