@@ -8,9 +8,11 @@ the same document shown again keeps the mark and asks for nothing; a new load ha
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import requests
 import nbboard
 from nbboard.demo import write_demo_logs
 from tests.browser import JupyterServer, chromium
-from tests.helpers import crash
+from tests.helpers import crash, wait_until
 from tests.squatter import Squatter, V6Server
 
 #: The notebook panel at ``path`` in the page (the main area may hold several).
@@ -293,14 +295,41 @@ def test_a_parked_frame_never_goes_into_a_page_element_that_claims_its_shelf(
         page.page.context.close()
 
 
+def _listening(server_class: type[http.server.HTTPServer], address: tuple[str, int]) -> http.server.HTTPServer | None:
+    """A squatter bound to ``address``, or None while the port is still in use: a killed board's connections to
+    the browser linger in FIN_WAIT until the browser closes its side, and hold the port meanwhile (SO_REUSEADDR
+    only passes TIME_WAIT). Another program has to wait for them just the same."""
+    try:
+        return server_class(address, Squatter)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return None
+        raise
+
+
+def _has_v6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def _squatting(port: int) -> Iterator[None]:
-    """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would, with
-    :attr:`Squatter.asked` empty at first."""
+    """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would, as soon
+    as the port can be had, with :attr:`Squatter.asked` empty at first."""
     Squatter.asked = []
-    servers: list[http.server.HTTPServer] = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Squatter)]
-    with contextlib.suppress(OSError):  # no IPv6 loopback here: browsers use 127.0.0.1 only
-        servers.append(V6Server(("::1", port), Squatter))
+    addresses: list[tuple[type[http.server.HTTPServer], str]] = [(http.server.ThreadingHTTPServer, "127.0.0.1")]
+    if _has_v6_loopback():  # else browsers use 127.0.0.1 only
+        addresses.append((V6Server, "::1"))
+    servers = [
+        wait_until(
+            lambda cls=cls, host=host: _listening(cls, (host, port)), f"port {port} on {host} to be free", timeout=120
+        )
+        for cls, host in addresses
+    ]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     try:
