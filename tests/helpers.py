@@ -17,6 +17,8 @@ from typing import TypeVar
 
 import psutil
 
+from nbboard import procs
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -48,14 +50,7 @@ def crash(pid: int) -> None:
     """
     proc = psutil.Process(pid)
     proc.kill()
-
-    def dead() -> bool:
-        try:
-            return proc.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    wait_until(dead, f"process {pid} to die after SIGKILL", timeout=30)
+    assert not procs.wait_gone([proc], timeout=30), f"process {pid} still alive 30 s after SIGKILL"
 
 
 def tensorboards_under(root: Path) -> list[psutil.Process]:

@@ -29,3 +29,13 @@ class Squatter(http.server.BaseHTTPRequestHandler):
 
 class V6Server(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine has [::1] to bind (where it has none, browsers use 127.0.0.1 only)."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

@@ -12,7 +12,6 @@ import errno
 import http.server
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import nbboard
 from nbboard.demo import write_demo_logs
 from tests.browser import JupyterServer, chromium
 from tests.helpers import crash, wait_until
-from tests.squatter import Squatter, V6Server
+from tests.squatter import Squatter, V6Server, ipv6_loopback
 
 #: The notebook panel at ``path`` in the page (the main area may hold several).
 PANEL = """(path) => window.jupyterapp.shell.widgets('main') ? [...window.jupyterapp.shell.widgets('main')]
@@ -307,22 +306,13 @@ def _listening(server_class: type[http.server.HTTPServer], address: tuple[str, i
         raise
 
 
-def _has_v6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def _squatting(port: int) -> Iterator[None]:
     """Hold ``port`` on 127.0.0.1 and, where IPv6 loopback exists, on [::1], as another program would, as soon
     as the port can be had, with :attr:`Squatter.asked` empty at first."""
     Squatter.asked = []
     addresses: list[tuple[type[http.server.HTTPServer], str]] = [(http.server.ThreadingHTTPServer, "127.0.0.1")]
-    if _has_v6_loopback():  # else browsers use 127.0.0.1 only
+    if ipv6_loopback():  # else browsers use 127.0.0.1 only
         addresses.append((V6Server, "::1"))
     servers = [
         wait_until(

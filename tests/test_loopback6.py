@@ -21,24 +21,15 @@ from nbboard import loopback6
 from nbboard.config import BoardConfig
 from nbboard.demo import write_demo_logs
 from tests.browser import chromium
-from tests.squatter import Squatter, V6Server
+from tests.squatter import Squatter, V6Server, ipv6_loopback
 
 pytestmark = pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 loopback: browsers use 127.0.0.1 only")
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def test_no_other_program_can_answer_for_a_board_at_localhost(isolated: Path, tmp_path: Path) -> None:
     """While the board runs, another program cannot bind ``[::1]`` at its port, and a browser opening the board
     at ``localhost`` gets TensorBoard."""
-    if not _ipv6_loopback():
+    if not ipv6_loopback():
         pytest.skip("IPv6 loopback is disabled here: browsers use 127.0.0.1 only")
     board = nbboard.start(str(write_demo_logs(tmp_path / "logs")), config=BoardConfig(standby=False))
     squatter = None
@@ -64,7 +55,7 @@ def test_no_other_program_can_answer_for_a_board_at_localhost(isolated: Path, tm
 def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Another program already holds ``[::1]`` at the port the system gave: the board takes another port (a
     port the user named stays, and the log says to open 127.0.0.1)."""
-    if not _ipv6_loopback():
+    if not ipv6_loopback():
         pytest.skip("IPv6 loopback is disabled here: browsers use 127.0.0.1 only")
 
     def app(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
@@ -106,7 +97,7 @@ def test_a_port_whose_ipv6_twin_is_taken_is_not_used(tmp_path: Path, capsys: pyt
 def test_a_named_port_held_on_ipv6_loopback_is_refused_clearly(isolated: Path, tmp_path: Path) -> None:
     """``--port P`` while another program listens on ``[::1]:P`` only (127.0.0.1:P is free): a browser opening
     ``http://localhost:P/`` would reach that program, so the start fails as for a port taken on 127.0.0.1."""
-    if not _ipv6_loopback():
+    if not ipv6_loopback():
         pytest.skip("IPv6 loopback is disabled here: browsers use 127.0.0.1 only")
     held = V6Server(("::1", 0), Squatter)
     port = held.server_address[1]
